@@ -1,0 +1,402 @@
+"""Recordings: ESDK v2 messages written and read by our own codec with direct AES-GCM calls.
+
+Encrypting needs only the org's KEK public key. Decrypting needs a *data-key source*: a
+callable ``(org, raw_header) -> data_key`` (a local ``Decryptor``, or the Lambda client),
+which must release a key only for a header that names the org and authenticates.
+
+Streams release each frame's plaintext only after that frame authenticated, but a stream
+that ends in an error may have released a prefix of the recording. The path functions
+(``encrypt_file``, ``decrypt_file``) publish nothing unless the whole message authenticated:
+they write a 0600 temporary file beside the target and rename it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, BinaryIO, Protocol
+
+from cryptography.exceptions import InvalidTag
+
+from kmsbridge.errors import IntegrityError, InvalidRequest, WrongOrg
+from kmsbridge.formats import (
+    CONTEXT_ORG,
+    CONTEXT_RECORDING,
+    DATA_KEY_BYTES,
+    FRAME_LENGTH,
+    IV_BYTES,
+    MAX_FRAME_COUNT,
+    MAX_FRAME_LENGTH,
+    MAX_NON_FRAMED_BYTES,
+    MESSAGE_ID_BYTES,
+    PROVIDER_ID,
+    TAG_BYTES,
+    recording_context,
+)
+from kmsbridge.keks import KekPublicKey
+from kmsbridge.message import (
+    AAD_FINAL_FRAME,
+    AAD_FRAME,
+    AAD_SINGLE_BLOCK,
+    CONTENT_NON_FRAMED,
+    FINAL_FRAME_MARKER,
+    EncryptedDataKey,
+    MessageHeader,
+    MessageKeys,
+    body_aad,
+    derive_message_keys,
+    frame_iv,
+    header_auth_tag,
+    parse_header,
+    read_exactly,
+    serialize_header_body,
+    verify_header,
+)
+
+
+class DataKeySource(Protocol):
+    """Returns the data key of the recording whose raw header is given, for that org."""
+
+    def __call__(self, org: str, header: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    """What a recording says about itself once read or written (no secrets)."""
+
+    org: str
+    recording_id: str
+    kek_id: str
+    message_id: str
+    context: Mapping[str, str] = field(repr=False)
+    plaintext_bytes: int
+    frame_length: int
+
+
+# ---------------------------------------------------------------- header checks
+
+
+def read_header(source: BinaryIO) -> MessageHeader:
+    """Parse a recording's header (and its tag) from the start of a stream."""
+    return parse_header(source.read)
+
+
+def kek_data_key(header: MessageHeader) -> tuple[str, bytes]:
+    """The KEK id and RSA-wrapped data key of the one ``kmsbridge`` EDK of a header."""
+    ours = [edk for edk in header.encrypted_data_keys if edk.provider_id == PROVIDER_ID]
+    if len(ours) != 1:
+        raise IntegrityError(
+            f"a recording must carry exactly one '{PROVIDER_ID}' data key; found {len(ours)}"
+        )
+    try:
+        kek_id = ours[0].key_info.decode("ascii")
+    except UnicodeDecodeError:
+        raise IntegrityError("the recording's KEK id is malformed") from None
+    if len(kek_id) != 64 or not all(c in "0123456789abcdef" for c in kek_id):
+        raise IntegrityError("the recording's KEK id is malformed")
+    return kek_id, ours[0].ciphertext
+
+
+def check_org(header: MessageHeader, org: str) -> str:
+    """Refuse a recording whose context names another org; return its recording id."""
+    named = header.encryption_context.get(CONTEXT_ORG)
+    if named is None:
+        raise IntegrityError("the recording's encryption context names no org")
+    if named != org:
+        raise WrongOrg(f"the recording belongs to another org than {org!r}")
+    recording_id = header.encryption_context.get(CONTEXT_RECORDING)
+    if recording_id is None:
+        raise IntegrityError("the recording's encryption context has no recording id")
+    return recording_id
+
+
+# ---------------------------------------------------------------- encrypt
+
+
+def encrypt_stream(
+    source: BinaryIO,
+    sink: IO[bytes],
+    *,
+    public_key: KekPublicKey,
+    org: str,
+    recording_id: str,
+    metadata: Mapping[str, str] | None = None,
+    frame_length: int = FRAME_LENGTH,
+) -> RecordingInfo:
+    """Encrypt a recording for an org with its KEK public key; no KMS call, no secret."""
+    context = recording_context(org, recording_id, metadata)
+    if not 0 < frame_length <= MAX_FRAME_LENGTH or frame_length % 16:
+        raise InvalidRequest("frame length must be a multiple of 16 bytes, at most 4 GiB")
+    dek = os.urandom(DATA_KEY_BYTES)
+    message_id = os.urandom(MESSAGE_ID_BYTES)
+    keys, commitment = derive_message_keys(dek, message_id)
+    edk = EncryptedDataKey(PROVIDER_ID, public_key.kek_id.encode("ascii"), public_key.wrap_dek(dek))
+    del dek
+    body = serialize_header_body(message_id, context, (edk,), frame_length, commitment)
+    sink.write(body)
+    sink.write(header_auth_tag(keys, body))
+    total = _encrypt_frames(source, sink, keys, message_id, frame_length)
+    return RecordingInfo(
+        org, recording_id, public_key.kek_id, message_id.hex(), context, total, frame_length
+    )
+
+
+def _encrypt_frames(
+    source: BinaryIO, sink: IO[bytes], keys: MessageKeys, message_id: bytes, frame_length: int
+) -> int:
+    current, following = bytearray(frame_length), bytearray(frame_length)
+    out = memoryview(bytearray(4 + 4 + IV_BYTES + 4 + frame_length + TAG_BYTES))
+    n = _fill(source, memoryview(current))
+    seq, total = 1, 0
+    while True:
+        if n == frame_length:
+            m = _fill(source, memoryview(following))
+            if m:
+                _check_frame_count(seq)
+                sink.write(_seal_frame(keys, message_id, seq, memoryview(current), out))
+                total += n
+                current, following, n, seq = following, current, m, seq + 1
+                continue
+        _check_frame_count(seq)
+        sink.write(_seal_final_frame(keys, message_id, seq, memoryview(current)[:n], out))
+        return total + n
+
+
+def _seal_frame(
+    keys: MessageKeys, message_id: bytes, seq: int, plain: memoryview, out: memoryview
+) -> memoryview:
+    n = len(plain)
+    iv = frame_iv(seq)
+    out[:4] = seq.to_bytes(4, "big")
+    out[4:16] = iv
+    keys.aead.encrypt_into(iv, plain, body_aad(message_id, AAD_FRAME, seq, n), out[16 : 32 + n])
+    return out[: 32 + n]
+
+
+def _seal_final_frame(
+    keys: MessageKeys, message_id: bytes, seq: int, plain: memoryview, out: memoryview
+) -> memoryview:
+    n = len(plain)
+    iv = frame_iv(seq)
+    out[:20] = struct.pack(">II", FINAL_FRAME_MARKER, seq) + iv
+    out[20:24] = n.to_bytes(4, "big")
+    aad = body_aad(message_id, AAD_FINAL_FRAME, seq, n)
+    keys.aead.encrypt_into(iv, plain, aad, out[24 : 40 + n])
+    return out[: 40 + n]
+
+
+def _check_frame_count(seq: int) -> None:
+    if seq > MAX_FRAME_COUNT:
+        raise InvalidRequest("the recording is too long for this frame length")
+
+
+def _fill(source: BinaryIO, buf: memoryview) -> int:
+    """Fill buf from source as far as it goes; fewer bytes only at the end of the stream."""
+    got = 0
+    readinto = getattr(source, "readinto", None)
+    while got < len(buf):
+        if readinto is not None:
+            n = readinto(buf[got:])
+        else:
+            chunk = source.read(len(buf) - got)
+            n = len(chunk)
+            buf[got : got + n] = chunk
+        if not n:
+            break
+        got += n
+    return got
+
+
+# ---------------------------------------------------------------- decrypt
+
+
+def decrypt_stream(
+    source: BinaryIO, sink: IO[bytes], *, org: str, data_keys: DataKeySource
+) -> RecordingInfo:
+    """Decrypt a recording of ``org``; every frame is authenticated before it is written.
+
+    Refuses, before asking for any key: another org's context, too many data keys, a
+    signing or unknown suite. Then: a bad commitment or header tag, a bad, reordered,
+    truncated or missing frame, and bytes after the final frame.
+    """
+    header = read_header(source)
+    recording_id = check_org(header, org)
+    kek_id, _ = kek_data_key(header)
+    keys = verify_header(header, data_keys(org, header.raw))
+    if header.content_type == CONTENT_NON_FRAMED:
+        total = _decrypt_non_framed(source, sink, keys, header)
+    else:
+        total = _decrypt_frames(source, sink, keys, header)
+    if source.read(1):
+        raise IntegrityError("the recording has bytes after its final frame")
+    return RecordingInfo(
+        org,
+        recording_id,
+        kek_id,
+        header.message_id_hex,
+        header.encryption_context,
+        total,
+        header.frame_length,
+    )
+
+
+def _decrypt_frames(
+    source: BinaryIO, sink: IO[bytes], keys: MessageKeys, header: MessageHeader
+) -> int:
+    frame_length = header.frame_length
+    sealed = memoryview(bytearray(IV_BYTES + frame_length + TAG_BYTES))
+    plain = memoryview(bytearray(frame_length))
+    seq, total = 1, 0
+    while True:
+        marker = int.from_bytes(read_exactly(source.read, 4), "big")
+        if marker == FINAL_FRAME_MARKER:
+            total += _open_final_frame(source, sink, keys, header, seq, sealed, plain)
+            return total
+        if marker != seq:
+            raise IntegrityError("the recording's frames are out of order")
+        _read_into_exactly(source, sealed)
+        _open(keys, header.message_id, AAD_FRAME, seq, sealed, plain[:frame_length])
+        sink.write(plain)
+        total += frame_length
+        seq += 1
+        if seq > MAX_FRAME_COUNT:
+            raise IntegrityError("the recording has too many frames")
+
+
+def _open_final_frame(
+    source: BinaryIO,
+    sink: IO[bytes],
+    keys: MessageKeys,
+    header: MessageHeader,
+    seq: int,
+    sealed: memoryview,
+    plain: memoryview,
+) -> int:
+    (final_seq,) = struct.unpack(">I", read_exactly(source.read, 4))
+    if final_seq != seq:
+        raise IntegrityError("the recording's final frame is out of order")
+    iv = read_exactly(source.read, IV_BYTES)
+    (n,) = struct.unpack(">I", read_exactly(source.read, 4))
+    if n > header.frame_length:
+        raise IntegrityError("the recording's final frame is longer than its frame length")
+    sealed[:IV_BYTES] = iv
+    _read_into_exactly(source, sealed[IV_BYTES : IV_BYTES + n + TAG_BYTES])
+    _open(keys, header.message_id, AAD_FINAL_FRAME, seq, sealed[: IV_BYTES + n + TAG_BYTES], plain[:n])
+    sink.write(plain[:n])
+    return n
+
+
+def _open(
+    keys: MessageKeys,
+    message_id: bytes,
+    content: bytes,
+    seq: int,
+    sealed: memoryview,
+    plain: memoryview,
+) -> None:
+    """Authenticate and decrypt one frame (IV || ciphertext || tag) into ``plain``."""
+    if sealed[:IV_BYTES] != frame_iv(seq):
+        raise IntegrityError("a frame of the recording has an unexpected IV")
+    try:
+        keys.aead.decrypt_into(
+            sealed[:IV_BYTES],
+            sealed[IV_BYTES:],
+            body_aad(message_id, content, seq, len(plain)),
+            plain,
+        )
+    except InvalidTag:
+        raise IntegrityError("a frame of the recording failed authentication") from None
+
+
+def _decrypt_non_framed(
+    source: BinaryIO, sink: IO[bytes], keys: MessageKeys, header: MessageHeader
+) -> int:
+    iv = read_exactly(source.read, IV_BYTES)
+    (n,) = struct.unpack(">Q", read_exactly(source.read, 8))
+    if n > MAX_NON_FRAMED_BYTES:
+        raise IntegrityError(
+            f"non-framed messages over {MAX_NON_FRAMED_BYTES} bytes are refused; "
+            "kmsbridge writes framed recordings"
+        )
+    sealed = read_exactly(source.read, n + TAG_BYTES)
+    try:
+        plain = keys.aead.decrypt(iv, sealed, body_aad(header.message_id, AAD_SINGLE_BLOCK, 1, n))
+    except InvalidTag:
+        raise IntegrityError("the recording's body failed authentication") from None
+    sink.write(plain)
+    return n
+
+
+def _read_into_exactly(source: BinaryIO, buf: memoryview) -> None:
+    if _fill(source, buf) != len(buf):
+        raise IntegrityError("the recording is truncated")
+
+
+# ---------------------------------------------------------------- paths
+
+
+def encrypt_file(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    public_key: KekPublicKey,
+    org: str,
+    recording_id: str,
+    metadata: Mapping[str, str] | None = None,
+    frame_length: int = FRAME_LENGTH,
+) -> RecordingInfo:
+    """``encrypt_stream`` from a file to a file that appears only once complete."""
+    with open(source, "rb") as src, atomic_output(target) as out:
+        return encrypt_stream(
+            src,
+            out,
+            public_key=public_key,
+            org=org,
+            recording_id=recording_id,
+            metadata=metadata,
+            frame_length=frame_length,
+        )
+
+
+def decrypt_file(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    org: str,
+    data_keys: DataKeySource,
+) -> RecordingInfo:
+    """``decrypt_stream`` to a file that appears only if the whole recording authenticated."""
+    with open(source, "rb") as src, atomic_output(target) as out:
+        return decrypt_stream(src, out, org=org, data_keys=data_keys)
+
+
+@contextmanager
+def atomic_output(target: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A 0600 temporary file beside ``target``, renamed onto it only if the block succeeds."""
+    target_path = Path(target)
+    directory = target_path.parent if str(target_path.parent) else Path(".")
+    if target_path.is_dir():
+        raise InvalidRequest(f"output {target_path} is a directory")
+    fd, temp_name = _make_temp(directory, target_path.name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp_name, target_path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def _make_temp(directory: Path, name: str) -> tuple[int, str]:
+    try:
+        return tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+    except FileNotFoundError:
+        raise InvalidRequest(f"output directory {directory} does not exist") from None
+
