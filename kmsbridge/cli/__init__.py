@@ -1,0 +1,1 @@
+"""The ``kmsbridge`` command line: ``main(argv) -> int``; one module per command group."""

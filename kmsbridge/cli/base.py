@@ -1,0 +1,108 @@
+"""What every command shares: the global options, the context with lazy AWS clients, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the heavy imports wait until a command runs, so --help stays fast
+    from kmsbridge.aws import AwsClients
+    from kmsbridge.decryptor import Decryptor
+    from kmsbridge.kms import KekWrapper
+    from kmsbridge.store import KeyStore
+
+
+def global_options() -> argparse.ArgumentParser:
+    """Options accepted before or after the subcommand, as the AWS CLI does."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("global options")
+    s = argparse.SUPPRESS
+    group.add_argument("--region", default=s, help="AWS region (default: AWS_REGION)")
+    group.add_argument("--profile", default=s, help="AWS profile (default: AWS_PROFILE)")
+    group.add_argument(
+        "--endpoint-url", default=s, help="AWS endpoint (default: AWS_ENDPOINT_URL)"
+    )
+    group.add_argument(
+        "--table", default=s, help="key table (default: KMSBRIDGE_TABLE or kmsbridge-keks)"
+    )
+    group.add_argument("--output", choices=("text", "json"), default=s, help="output format")
+    group.add_argument("--debug", action="store_true", default=s, help="tracebacks and logs")
+    return common
+
+
+COMMON = global_options()
+
+
+def add_command(
+    subparsers: Any, name: str, help_text: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, parents=[COMMON], help=help_text, description=description or help_text
+    )
+    return parser
+
+
+def add_group(subparsers: Any, name: str, help_text: str) -> Any:
+    """A command group (``kek``, ``org`` ...) whose own subcommands are required."""
+    parser = add_command(subparsers, name, help_text)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
+
+
+@dataclass
+class Context:
+    """The parsed arguments plus AWS clients, made on first use and reused."""
+
+    args: argparse.Namespace
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return getattr(self.args, name, default)
+
+    @property
+    def output(self) -> str:
+        return str(self.option("output", "text"))
+
+    @property
+    def table(self) -> str:
+        return str(self.option("table") or os.environ.get("KMSBRIDGE_TABLE", "kmsbridge-keks"))
+
+    @cached_property
+    def clients(self) -> AwsClients:
+        from kmsbridge.aws import AwsClients, AwsSettings
+
+        return AwsClients(
+            AwsSettings(
+                region=self.option("region"),
+                profile=self.option("profile"),
+                endpoint_url=self.option("endpoint_url"),
+            )
+        )
+
+    @cached_property
+    def store(self) -> KeyStore:
+        from kmsbridge.store import KeyStore
+
+        return KeyStore(self.clients.client("dynamodb"), self.table)
+
+    @cached_property
+    def kms(self) -> KekWrapper:
+        from kmsbridge.kms import KekWrapper
+
+        return KekWrapper(self.clients)
+
+    @cached_property
+    def decryptor(self) -> Decryptor:
+        from kmsbridge.decryptor import Decryptor, max_age_from_env
+
+        return Decryptor(self.store, self.kms, max_age=max_age_from_env())
+
+    def emit(self, data: dict[str, Any], text: str) -> None:
+        """One result: JSON for machines (``--output json``), a short text for people."""
+        if self.output == "json":
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        elif text:
+            sys.stdout.write(text.rstrip("\n") + "\n")

@@ -1,0 +1,93 @@
+"""``kmsbridge``: parse, run one command, map failures to one line and a named exit status."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from kmsbridge import __version__
+from kmsbridge.cli import exit_codes
+from kmsbridge.cli.base import COMMON, Context
+
+# Command modules, in the order --help lists them. Each has register(subparsers) and
+# imports nothing heavy at module level.
+COMMAND_MODULES = (
+    "demo",
+    "table",
+    "org",
+    "kek",
+    "keys",
+    "crypt",
+    "access",
+    "legacy",
+    "export",
+    "lambda_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kmsbridge",
+        parents=[COMMON],
+        description="Customer-held AWS KMS keys for encrypted call recordings.",
+    )
+    parser.add_argument("--version", action="version", version=f"kmsbridge {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"kmsbridge.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"kmsbridge.cli.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(message)s" if not debug else "%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        # The ESDK logs its own failures with tracebacks; our one line says what happened.
+        logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
+    return run(args, debug)
+
+
+def run(args: argparse.Namespace, debug: bool) -> int:
+    from kmsbridge.errors import KmsBridgeError
+
+    try:
+        status = args.handler(Context(args))
+        return int(status or exit_codes.OK)
+    except KmsBridgeError as exc:
+        return fail(exc.code, exc.message, debug)
+    except FileNotFoundError as exc:
+        return fail("NOT_FOUND", f"{exc.filename} does not exist", debug)
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        return fail("INVALID_REQUEST", f"{exc.filename}: {exc.strerror}", debug)
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return exit_codes.INTERRUPTED
+    except Exception:
+        return fail("INTERNAL", "unexpected failure (run with --debug for details)", debug)
+
+
+def fail(code: str, message: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    sys.stderr.write(f"error: {code}: {message}\n")
+    return exit_codes.BY_ERROR_CODE.get(code, exit_codes.INTERNAL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
