@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -141,7 +141,7 @@ class Decryptor:
         cached = self.data_keys.get((org, raw))
         if cached is not None:
             fields["cache"] = "dek-hit"
-            return cached
+            return replace(cached, cache="dek-hit")
         private, how = self._kek(org, kek_id)
         fields["cache"] = how
         dek = unwrap_dek(private, encrypted_dek)
