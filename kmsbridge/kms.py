@@ -25,6 +25,7 @@ from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
 from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy
 from aws_encryption_sdk.key_providers.kms import MRKAwareStrictAwsKmsMasterKeyProvider
 from botocore.exceptions import BotoCoreError, ClientError
+from cryptography.exceptions import InvalidSignature, InvalidTag
 
 from kmsbridge.aws import AwsClients
 from kmsbridge.errors import (
@@ -166,7 +167,9 @@ class KekWrapper:
             return fn()
         except BotoCoreError:
             raise KmsUnavailable("KMS is unreachable or timed out; retry later") from None
-        except AWSEncryptionSDKClientError:
+        except (AWSEncryptionSDKClientError, InvalidTag, InvalidSignature, ValueError):
+            # InvalidTag/InvalidSignature/ValueError: the ESDK lets cryptography's and its
+            # parser's errors through for a damaged blob.
             seen: _CallLog = self._local.log
             if seen.errors:
                 raise most_actionable(seen.errors) from None
