@@ -67,3 +67,135 @@ def test_header_with_trailing_bytes_is_an_invalid_request(world: World) -> None:
     raw = header_of(world.encrypt(b"secret")) + b"\0"
     with pytest.raises(InvalidRequest):
         world.decryptor.unwrap(world.org, raw)
+
+
+def test_every_decision_is_one_audit_line_without_secrets(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    blob = world.encrypt(b"audio" * 100, "call-77")
+    with caplog.at_level(logging.INFO, logger="kmsbridge.audit"):
+        key = world.decryptor.unwrap(world.org, header_of(blob), request_id="req-1")
+        with pytest.raises(WrongOrg):
+            world.decryptor.unwrap("other", header_of(blob))
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kmsbridge.audit"]
+    assert [(x["op"], x["outcome"], x.get("org")) for x in lines] == [
+        ("unwrap", "ok", world.org), ("unwrap", "WRONG_ORG", "other")
+    ]
+    assert lines[0]["kek"] == world.kek_id and lines[0]["recording"] == "call-77"
+    assert lines[0]["cache"] == "miss" and lines[0]["request_id"] == "req-1"
+    text = caplog.text
+    assert key.data_key.hex() not in text and "data_key" not in text
+
+
+def test_concurrent_cold_unwraps_make_one_kms_call(world: World) -> None:
+    import threading
+
+    headers = [header_of(world.encrypt(b"x", f"call-{i}")) for i in range(8)]
+    before = world.wrapper.kms_calls
+    threads = [
+        threading.Thread(target=world.decryptor.unwrap, args=(world.org, h)) for h in headers
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert world.wrapper.kms_calls - before == 1
+
+
+def test_an_access_failure_evicts_every_cached_kek_of_the_org(world: World) -> None:
+    from kmsbridge.lifecycle import make_kek
+    from tests.conftest import FIXED_NOW
+
+    first = world.encrypt(b"one")
+    world.decryptor.unwrap(world.org, header_of(first))
+    org = world.store.get_org(world.org)
+    second_kek = make_kek(world.wrapper, org=world.org, kms_key_arns=[world.key_arn],
+                          now=FIXED_NOW)
+    world.store.activate(org, second_kek, "2026-11-02T00:00:00Z")
+    world.clock.advance(30)
+    world.kms_client.disable_key(KeyId=world.key_id)
+    from kmsbridge.keks import KekPublicKey
+
+    world.public_key = KekPublicKey.from_der(second_kek.public_key)
+    with pytest.raises(AccessRevoked):  # the new KEK is not cached: KMS refuses
+        world.decryptor.unwrap(world.org, header_of(world.encrypt(b"two", "call-2")))
+    assert len(world.decryptor.keks) == 0 and len(world.decryptor.data_keys) == 0
+    with pytest.raises(AccessRevoked):  # the first KEK was evicted too, well before its age
+        world.decryptor.unwrap(world.org, header_of(first))
+
+
+def test_a_destroyed_kek_is_not_found_on_purpose(world: World) -> None:
+    from kmsbridge.errors import NotFound
+
+    blob = world.encrypt(b"x")
+    record = world.store.get_kek(world.org, world.kek_id)
+    world.store.update_kek(record, state="destroyed", wrapped_private_key=None,
+                           destroyed_at="2026-11-20T00:00:00Z")
+    with pytest.raises(NotFound, match="destroyed on purpose"):
+        world.decryptor.unwrap(world.org, header_of(blob))
+
+
+def test_a_kek_blob_copied_into_another_orgs_item_releases_nothing(world: World) -> None:
+    from dataclasses import replace
+
+    from kmsbridge.lifecycle import create_org
+
+    _, other_kek = create_org(world.store, world.wrapper, "globex", [world.key_arn])
+    stolen = world.store.get_kek(world.org, world.kek_id).wrapped_private_key
+    record = world.store.get_kek("globex", other_kek.kek_id)
+    world.store.update_kek(record, wrapped_private_key=stolen)
+    from kmsbridge.keks import KekPublicKey
+
+    other = replace(world, org="globex", public_key=KekPublicKey.from_der(other_kek.public_key))
+    with pytest.raises(WrongOrg):  # KMS unwraps (same customer key), the context says acme
+        world.decryptor.unwrap("globex", header_of(other.encrypt(b"x")))
+
+
+def test_access_check_unwraps_each_kek_now(world: World) -> None:
+    checks = world.decryptor.check_access(world.org)
+    assert [(c.kek_id, c.outcome) for c in checks] == [(world.kek_id, "ok")]
+    world.kms_client.disable_key(KeyId=world.key_id)
+    assert [c.outcome for c in world.decryptor.check_access(world.org)] == ["ACCESS_REVOKED"]
+
+
+def test_a_message_the_plain_esdk_wrote_plays_through_the_decryptor(world: World) -> None:
+    import aws_encryption_sdk
+    from aws_encryption_sdk.identifiers import (
+        Algorithm,
+        CommitmentPolicy,
+        EncryptionKeyType,
+        WrappingAlgorithm,
+    )
+    from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
+    from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
+    from cryptography.hazmat.primitives import serialization
+
+    pem = world.public_key.key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    class PublicOnly(RawMasterKeyProvider):  # type: ignore[misc]
+        provider_id = "kmsbridge"
+
+        def _get_raw_key(self, key_id: bytes) -> WrappingKey:
+            return WrappingKey(
+                wrapping_algorithm=WrappingAlgorithm.RSA_OAEP_SHA256_MGF1,
+                wrapping_key=pem,
+                wrapping_key_type=EncryptionKeyType.PUBLIC,
+            )
+
+    provider = PublicOnly()
+    provider.add_master_key(world.kek_id.encode())
+    data = os.urandom(30_000)
+    blob, _ = aws_encryption_sdk.EncryptionSDKClient(
+        commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
+    ).encrypt(
+        source=data,
+        key_provider=provider,
+        encryption_context={"kmsbridge:org": world.org, "kmsbridge:recording": "esdk-1"},
+        algorithm=Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
+    )
+    assert play(world, blob) == data
