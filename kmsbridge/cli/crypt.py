@@ -25,16 +25,16 @@ def register(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="extra encryption context, e.g. kmsbridge:media=audio/wav (repeatable)",
     )
-    enc.add_argument("input")
-    enc.add_argument("output")
+    enc.add_argument("source", metavar="IN", help="recording to encrypt")
+    enc.add_argument("target", metavar="OUT", help="encrypted recording to write")
     enc.set_defaults(handler=encrypt)
 
     dec = add_command(
         subparsers, "decrypt", "decrypt a recording; the KEK is unwrapped just in time by KMS"
     )
     dec.add_argument("--org", required=True)
-    dec.add_argument("input")
-    dec.add_argument("output")
+    dec.add_argument("source", metavar="IN", help="encrypted recording")
+    dec.add_argument("target", metavar="OUT", help="plaintext to write (appears only if whole)")
     dec.set_defaults(handler=decrypt)
 
 
@@ -49,8 +49,8 @@ def encrypt(ctx: Context) -> int:
     else:
         public = public_key_for_encryption(ctx.store, a.org)
     info = encrypt_file(
-        a.input,
-        a.output,
+        a.source,
+        a.target,
         public_key=public,
         org=a.org,
         recording_id=a.recording_id,
@@ -58,8 +58,8 @@ def encrypt(ctx: Context) -> int:
     )
     ctx.emit(
         {"org": info.org, "recording": info.recording_id, "kek": info.kek_id,
-         "bytes": info.plaintext_bytes, "output": a.output},
-        f"encrypted {info.plaintext_bytes} bytes to {a.output} under KEK {info.kek_id}",
+         "bytes": info.plaintext_bytes, "output": a.target},
+        f"encrypted {info.plaintext_bytes} bytes to {a.target} under KEK {info.kek_id}",
     )
     return 0
 
@@ -68,11 +68,11 @@ def decrypt(ctx: Context) -> int:
     from kmsbridge.recordings import decrypt_file
 
     a = ctx.args
-    info = decrypt_file(a.input, a.output, org=a.org, data_keys=ctx.decryptor)
+    info = decrypt_file(a.source, a.target, org=a.org, data_keys=ctx.decryptor)
     ctx.emit(
         {"org": info.org, "recording": info.recording_id, "kek": info.kek_id,
-         "bytes": info.plaintext_bytes, "output": a.output},
-        f"decrypted {info.plaintext_bytes} bytes to {a.output}",
+         "bytes": info.plaintext_bytes, "output": a.target},
+        f"decrypted {info.plaintext_bytes} bytes to {a.target}",
     )
     return 0
 
