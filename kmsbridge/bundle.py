@@ -52,7 +52,9 @@ def read_bundle(
         key = KekPublicKey.from_der(base64.b64decode(data["public_key"], validate=True))
         until = parse_iso(data["not_after"])
     except (OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise InvalidRequest(f"cannot read the public-key bundle {path}: {type(exc).__name__}") from None
+        raise InvalidRequest(
+            f"cannot read the public-key bundle {path}: {type(exc).__name__}"
+        ) from None
     if data.get("org") != org:
         raise InvalidRequest(f"the bundle is for org {data.get('org')!r}, not {org!r}")
     if key.kek_id != data.get("kek"):

@@ -134,7 +134,7 @@ class Decryptor:
     def _unwrap(self, org: str, raw: bytes, fields: dict[str, str | None]) -> UnwrappedKey:
         header = _parse_exact_header(validate_org(org), raw)
         fields["message_id"] = header.message_id_hex
-        fields["recording"] = check_org(header, org)
+        recording_id = fields["recording"] = check_org(header, org)
         kek_id, encrypted_dek = kek_data_key(header)
         fields["kek"] = kek_id
         raw = header.raw
@@ -146,7 +146,7 @@ class Decryptor:
         fields["cache"] = how
         dek = unwrap_dek(private, encrypted_dek)
         verify_header(header, dek)
-        result = UnwrappedKey(org, kek_id, fields["recording"], header.message_id_hex, dek, how)
+        result = UnwrappedKey(org, kek_id, recording_id, header.message_id_hex, dek, how)
         self.data_keys.put((org, raw), result)
         return result
 

@@ -8,12 +8,19 @@ usable) with ``KMSInvalidStateException`` (AWS KMS Developer Guide, "Key states 
 keys"). ``enforce_kms_key_states`` patches moto's KMS backend to do the same, in process
 (``mock_aws``) and in the threaded server alike. Imported only by the demo and the tests;
 it needs moto, which the Lambda package does not contain.
+
+moto also checks a DynamoDB condition and writes the item in two steps with no lock, so
+two threads can both pass ``attribute_not_exists`` or ``version = :v``. DynamoDB documents
+conditional writes and TransactWriteItems as atomic; ``serialize_dynamodb_writes`` holds
+one lock around moto's write operations so concurrency tests see DynamoDB's behaviour.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -53,9 +60,34 @@ def enforce_kms_key_states() -> None:
         return original_decrypt(self, ciphertext_blob, encryption_context, **kw)
 
     # generate_data_key and re_encrypt go through encrypt and decrypt, so they are covered.
-    KmsBackend.encrypt = encrypt
-    KmsBackend.decrypt = decrypt
+    setattr(KmsBackend, "encrypt", encrypt)  # noqa: B010 - a documented patch of moto
+    setattr(KmsBackend, "decrypt", decrypt)  # noqa: B010
     _PATCHED = True
+
+
+_DYNAMODB_LOCK = threading.RLock()
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+def serialize_dynamodb_writes() -> None:
+    """Make moto's conditional DynamoDB writes atomic, as DynamoDB's are (idempotent)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _DYNAMODB_WRITES:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_kmsbridge_serialized", False):
+            continue
+        setattr(DynamoDBBackend, name, _locked(method))
+
+
+def _locked(method: Any) -> Any:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return method(*args, **kwargs)
+
+    call._kmsbridge_serialized = True  # type: ignore[attr-defined]
+    return call
 
 
 def _refuse_unusable(backend: Any, key_id: str) -> None:
@@ -80,14 +112,16 @@ def embedded_aws(region: str = "us-east-1") -> Iterator[str]:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     enforce_kms_key_states()
+    serialize_dynamodb_writes()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on the terminal
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     saved = {k: os.environ.get(k) for k in _ENV}
-    os.environ.update(_ENV | {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region,
-                              "AWS_REGION": region})
+    os.environ.update(
+        _ENV | {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+    )
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         saved.setdefault(name, os.environ.pop(name, None))
     try:

@@ -105,7 +105,10 @@ def recording_context(
     Metadata may use ``kmsbridge:`` keys other than org and recording (for example
     ``kmsbridge:media``), never ``aws-crypto-`` keys, which the ESDK reserves.
     """
-    context = {CONTEXT_ORG: validate_org(org), CONTEXT_RECORDING: validate_recording_id(recording_id)}
+    context = {
+        CONTEXT_ORG: validate_org(org),
+        CONTEXT_RECORDING: validate_recording_id(recording_id),
+    }
     extra = dict(metadata or {})
     if len(extra) > _METADATA_MAX_ENTRIES:
         raise InvalidRequest(f"at most {_METADATA_MAX_ENTRIES} metadata entries")

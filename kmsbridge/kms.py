@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aws_encryption_sdk
@@ -81,8 +82,10 @@ UNAVAILABLE_CODES = frozenset(
 def error_for_kms_code(code: str, status: int | None = None) -> KmsBridgeError:
     """The library error for a KMS error code (after botocore's retries)."""
     if code in ACCESS_REVOKED_CODES:
-        return AccessRevoked("the customer's KMS key refused to unwrap (disabled, pending "
-                             "deletion, or access removed)")
+        return AccessRevoked(
+            "the customer's KMS key refused to unwrap (disabled, pending "
+            "deletion, or access removed)"
+        )
     if code in NOT_FOUND_CODES:
         return NotFound("the org's KMS key does not exist")
     if code in INTEGRITY_CODES:
@@ -116,7 +119,9 @@ class KekWrapper:
 
     # ------------------------------------------------------------ public
 
-    def wrap(self, pkcs8_der: bytes, *, org: str, kek_id: str, kms_key_arns: Sequence[str]) -> bytes:
+    def wrap(
+        self, pkcs8_der: bytes, *, org: str, kek_id: str, kms_key_arns: Sequence[str]
+    ) -> bytes:
         """An ESDK message of the PKCS#8 key under every listed ARN (one per MRK)."""
         arns = distinct_keys(kms_key_arns)
         provider = self._provider(tuple(arns))
@@ -136,11 +141,10 @@ class KekWrapper:
             raise IntegrityError("the KEK lists no KMS key")
         errors: list[KmsBridgeError] = []
         for arn in self._local_first(kms_key_arns):
+            provider = self._provider((arn,))
             try:
                 plaintext, header = self._call(
-                    lambda arn=arn: self._esdk.decrypt(
-                        source=blob, key_provider=self._provider((arn,))
-                    )
+                    partial(self._esdk.decrypt, source=blob, key_provider=provider)
                 )
             except (AccessRevoked, NotFound, KmsUnavailable, InternalError) as exc:
                 errors.append(exc)

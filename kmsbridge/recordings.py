@@ -277,16 +277,18 @@ def _open_final_frame(
     sealed: memoryview,
     plain: memoryview,
 ) -> int:
-    (final_seq,) = struct.unpack(">I", read_exactly(source.read, 4))
+    final_seq = int.from_bytes(read_exactly(source.read, 4), "big")
     if final_seq != seq:
         raise IntegrityError("the recording's final frame is out of order")
     iv = read_exactly(source.read, IV_BYTES)
-    (n,) = struct.unpack(">I", read_exactly(source.read, 4))
+    n = int.from_bytes(read_exactly(source.read, 4), "big")
     if n > header.frame_length:
         raise IntegrityError("the recording's final frame is longer than its frame length")
     sealed[:IV_BYTES] = iv
     _read_into_exactly(source, sealed[IV_BYTES : IV_BYTES + n + TAG_BYTES])
-    _open(keys, header.message_id, AAD_FINAL_FRAME, seq, sealed[: IV_BYTES + n + TAG_BYTES], plain[:n])
+    _open(
+        keys, header.message_id, AAD_FINAL_FRAME, seq, sealed[: IV_BYTES + n + TAG_BYTES], plain[:n]
+    )
     sink.write(plain[:n])
     return n
 
@@ -317,7 +319,7 @@ def _decrypt_non_framed(
     source: BinaryIO, sink: IO[bytes], keys: MessageKeys, header: MessageHeader
 ) -> int:
     iv = read_exactly(source.read, IV_BYTES)
-    (n,) = struct.unpack(">Q", read_exactly(source.read, 8))
+    n = int.from_bytes(read_exactly(source.read, 8), "big")
     if n > MAX_NON_FRAMED_BYTES:
         raise IntegrityError(
             f"non-framed messages over {MAX_NON_FRAMED_BYTES} bytes are refused; "
@@ -399,4 +401,3 @@ def _make_temp(directory: Path, name: str) -> tuple[int, str]:
         return tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
     except FileNotFoundError:
         raise InvalidRequest(f"output directory {directory} does not exist") from None
-

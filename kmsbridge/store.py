@@ -99,7 +99,7 @@ class KeyStore:
 
     def list_orgs(self) -> list[OrgRecord]:
         """Every org settings item (a scan: for scheduled jobs, not for hot paths)."""
-        out = []
+        out: list[OrgRecord] = []
         with _aws_errors():
             for page in self.client.get_paginator("scan").paginate(
                 TableName=self.table,
@@ -253,7 +253,7 @@ def _key(org: str, sort_key: str) -> dict[str, Any]:
     return {"org": {"S": org}, "kek": {"S": sort_key}}
 
 
-class _aws_errors:  # noqa: N801 - used as a context manager, reads like a statement
+class _aws_errors:
     """DynamoDB errors become library errors; a lost condition becomes ConflictError."""
 
     def __init__(self, conflict: str | None = None) -> None:
@@ -262,9 +262,9 @@ class _aws_errors:  # noqa: N801 - used as a context manager, reads like a state
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None or isinstance(exc, KmsBridgeError):
-            return False
+            return
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
             reasons = str(exc.response.get("CancellationReasons", ""))
@@ -277,7 +277,6 @@ class _aws_errors:  # noqa: N801 - used as a context manager, reads like a state
             raise InternalError(f"the key table refused the request ({code})") from None
         if isinstance(exc, BotoCoreError):
             raise InternalError("the key table is unreachable") from None
-        return False
 
 
 # ---------------------------------------------------------------- item codecs

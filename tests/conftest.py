@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from kmsbridge.aws import AwsClients, AwsSettings
 from kmsbridge.decryptor import Decryptor
-from kmsbridge.embedded import embedded_aws, enforce_kms_key_states
+from kmsbridge.embedded import embedded_aws, enforce_kms_key_states, serialize_dynamodb_writes
 from kmsbridge.keks import KekPublicKey, generate_kek
 from kmsbridge.kms import KekWrapper
 from kmsbridge.lifecycle import create_org
@@ -31,6 +31,7 @@ REGION = "us-east-1"
 FIXED_NOW = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 
 enforce_kms_key_states()
+serialize_dynamodb_writes()
 
 
 class Clock:
@@ -121,8 +122,13 @@ class World:
         return out.getvalue()
 
 
-def make_world(clients: AwsClients, clock: Clock, org: str = "acme", table: str | None = None,
-               max_age: float = 60.0) -> World:
+def make_world(
+    clients: AwsClients,
+    clock: Clock,
+    org: str = "acme",
+    table: str | None = None,
+    max_age: float = 60.0,
+) -> World:
     kms_client = clients.client("kms")
     key_arn = kms_client.create_key(Description=f"customer key of {org}")["KeyMetadata"]["Arn"]
     store = KeyStore(clients.client("dynamodb"), table or f"keks-{org}-{os.urandom(3).hex()}")
@@ -130,8 +136,18 @@ def make_world(clients: AwsClients, clock: Clock, org: str = "acme", table: str 
     wrapper = KekWrapper(clients)
     _, kek = create_org(store, wrapper, org, [key_arn], now=FIXED_NOW)
     decryptor = Decryptor(store, wrapper, max_age=max_age, now=clock)
-    return World(clients, kms_client, key_arn, store, wrapper, decryptor, clock, org,
-                 kek.kek_id, KekPublicKey.from_der(kek.public_key))
+    return World(
+        clients,
+        kms_client,
+        key_arn,
+        store,
+        wrapper,
+        decryptor,
+        clock,
+        org,
+        kek.kek_id,
+        KekPublicKey.from_der(kek.public_key),
+    )
 
 
 @pytest.fixture

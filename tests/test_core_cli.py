@@ -33,25 +33,53 @@ def test_org_add_encrypt_decrypt(org: dict[str, Any], capsys: Any, tmp_path: Pat
     assert org["org"] == "acme" and len(org["active_kek"]) == 64
     data = os.urandom(70_000)
     (tmp_path / "in.wav").write_bytes(data)
-    code, out, _ = run(capsys, "encrypt", "--org", "acme", "--recording-id", "c1",
-                       "--metadata", "kmsbridge:media=audio/wav",
-                       str(tmp_path / "in.wav"), str(tmp_path / "c1.enc"))
+    code, out, _ = run(
+        capsys,
+        "encrypt",
+        "--org",
+        "acme",
+        "--recording-id",
+        "c1",
+        "--metadata",
+        "kmsbridge:media=audio/wav",
+        str(tmp_path / "in.wav"),
+        str(tmp_path / "c1.enc"),
+    )
     assert code == 0 and org["active_kek"] in out
-    code, out, _ = run(capsys, "decrypt", "--org", "acme", str(tmp_path / "c1.enc"),
-                       str(tmp_path / "out.wav"), "--output", "json")
+    code, out, _ = run(
+        capsys,
+        "decrypt",
+        "--org",
+        "acme",
+        str(tmp_path / "c1.enc"),
+        str(tmp_path / "out.wav"),
+        "--output",
+        "json",
+    )
     assert code == 0 and json.loads(out)["bytes"] == len(data)
     assert (tmp_path / "out.wav").read_bytes() == data
 
 
-def test_encrypt_from_a_bundle_needs_no_aws(org: dict[str, Any], capsys: Any, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_encrypt_from_a_bundle_needs_no_aws(
+    org: dict[str, Any], capsys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle = tmp_path / "bundle.json"
     assert run(capsys, "keys", "public", "acme", "-o", str(bundle))[0] == 0
     assert json.loads(bundle.read_text())["kek"] == org["active_kek"]
     (tmp_path / "in").write_bytes(b"abc")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # AWS unreachable now
-    code, _, err = run(capsys, "encrypt", "--org", "acme", "--recording-id", "c2",
-                       "--public-keys", str(bundle), str(tmp_path / "in"), str(tmp_path / "o"))
+    code, _, err = run(
+        capsys,
+        "encrypt",
+        "--org",
+        "acme",
+        "--recording-id",
+        "c2",
+        "--public-keys",
+        str(bundle),
+        str(tmp_path / "in"),
+        str(tmp_path / "o"),
+    )
     assert (code, err) == (0, "")
 
 
@@ -60,8 +88,11 @@ def test_encrypt_from_a_bundle_needs_no_aws(org: dict[str, Any], capsys: Any, tm
     [
         (["decrypt", "--org", "globex", "{enc}", "{out}"], exit_codes.WRONG_ORG, "WRONG_ORG"),
         (["decrypt", "--org", "acme", "{missing}", "{out}"], exit_codes.NOT_FOUND, "NOT_FOUND"),
-        (["encrypt", "--org", "bad org", "--recording-id", "r", "{plain}", "{out}"],
-         exit_codes.USAGE, "INVALID_REQUEST"),
+        (
+            ["encrypt", "--org", "bad org", "--recording-id", "r", "{plain}", "{out}"],
+            exit_codes.USAGE,
+            "INVALID_REQUEST",
+        ),
         (["keys", "public", "nobody", "-o", "{out}"], exit_codes.NOT_FOUND, "NOT_FOUND"),
         (["decrypt", "--org", "acme", "{plain}", "{out}"], exit_codes.INTEGRITY, "INTEGRITY"),
     ],
@@ -70,10 +101,25 @@ def test_failures_are_one_line_and_a_named_exit(
     org: dict[str, Any], capsys: Any, tmp_path: Path, argv: list[str], status: int, code: str
 ) -> None:
     (tmp_path / "plain").write_bytes(b"not a recording at all")
-    assert run(capsys, "encrypt", "--org", "acme", "--recording-id", "r",
-               str(tmp_path / "plain"), str(tmp_path / "enc"))[0] == 0
-    paths = {"enc": tmp_path / "enc", "out": tmp_path / "out", "missing": tmp_path / "missing",
-             "plain": tmp_path / "plain"}
+    assert (
+        run(
+            capsys,
+            "encrypt",
+            "--org",
+            "acme",
+            "--recording-id",
+            "r",
+            str(tmp_path / "plain"),
+            str(tmp_path / "enc"),
+        )[0]
+        == 0
+    )
+    paths = {
+        "enc": tmp_path / "enc",
+        "out": tmp_path / "out",
+        "missing": tmp_path / "missing",
+        "plain": tmp_path / "plain",
+    }
     result, out, err = run(capsys, *[a.format(**paths) for a in argv])
     assert result == status
     assert err.startswith(f"error: {code}: ") and err.count("\n") == 1
@@ -85,11 +131,20 @@ def test_revoked_key_exits_with_access_revoked(
     org: dict[str, Any], aws: AwsClients, capsys: Any, tmp_path: Path
 ) -> None:
     (tmp_path / "in").write_bytes(b"abc")
-    run(capsys, "encrypt", "--org", "acme", "--recording-id", "r", str(tmp_path / "in"),
-        str(tmp_path / "enc"))
+    run(
+        capsys,
+        "encrypt",
+        "--org",
+        "acme",
+        "--recording-id",
+        "r",
+        str(tmp_path / "in"),
+        str(tmp_path / "enc"),
+    )
     aws.client("kms").disable_key(KeyId=org["arn"].rsplit("/", 1)[1])
-    code, _, err = run(capsys, "decrypt", "--org", "acme", str(tmp_path / "enc"),
-                       str(tmp_path / "out"))
+    code, _, err = run(
+        capsys, "decrypt", "--org", "acme", str(tmp_path / "enc"), str(tmp_path / "out")
+    )
     assert code == exit_codes.ACCESS_REVOKED and err.startswith("error: ACCESS_REVOKED: ")
 
 

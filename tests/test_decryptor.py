@@ -82,7 +82,8 @@ def test_every_decision_is_one_audit_line_without_secrets(
             world.decryptor.unwrap("other", header_of(blob))
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kmsbridge.audit"]
     assert [(x["op"], x["outcome"], x.get("org")) for x in lines] == [
-        ("unwrap", "ok", world.org), ("unwrap", "WRONG_ORG", "other")
+        ("unwrap", "ok", world.org),
+        ("unwrap", "WRONG_ORG", "other"),
     ]
     assert lines[0]["kek"] == world.kek_id and lines[0]["recording"] == "call-77"
     assert lines[0]["cache"] == "miss" and lines[0]["request_id"] == "req-1"
@@ -112,8 +113,7 @@ def test_an_access_failure_evicts_every_cached_kek_of_the_org(world: World) -> N
     first = world.encrypt(b"one")
     world.decryptor.unwrap(world.org, header_of(first))
     org = world.store.get_org(world.org)
-    second_kek = make_kek(world.wrapper, org=world.org, kms_key_arns=[world.key_arn],
-                          now=FIXED_NOW)
+    second_kek = make_kek(world.wrapper, org=world.org, kms_key_arns=[world.key_arn], now=FIXED_NOW)
     world.store.activate(org, second_kek, "2026-11-02T00:00:00Z")
     world.clock.advance(30)
     world.kms_client.disable_key(KeyId=world.key_id)
@@ -132,8 +132,9 @@ def test_a_destroyed_kek_is_not_found_on_purpose(world: World) -> None:
 
     blob = world.encrypt(b"x")
     record = world.store.get_kek(world.org, world.kek_id)
-    world.store.update_kek(record, state="destroyed", wrapped_private_key=None,
-                           destroyed_at="2026-11-20T00:00:00Z")
+    world.store.update_kek(
+        record, state="destroyed", wrapped_private_key=None, destroyed_at="2026-11-20T00:00:00Z"
+    )
     with pytest.raises(NotFound, match="destroyed on purpose"):
         world.decryptor.unwrap(world.org, header_of(blob))
 

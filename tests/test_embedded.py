@@ -31,9 +31,7 @@ def _exercise(kms: Any) -> None:
     kms.disable_key(KeyId=key_id)
     assert _code(kms.encrypt, KeyId=key_id, Plaintext=b"x") == "DisabledException"
     assert _code(kms.generate_data_key, KeyId=key_id, KeySpec="AES_256") == "DisabledException"
-    assert (
-        _code(kms.decrypt, CiphertextBlob=blob, EncryptionContext=context) == "DisabledException"
-    )
+    assert _code(kms.decrypt, CiphertextBlob=blob, EncryptionContext=context) == "DisabledException"
 
     kms.enable_key(KeyId=key_id)
     assert kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"] == b"k" * 32
@@ -65,9 +63,7 @@ def test_key_states_are_enforced_by_the_server(server_aws: AwsClients) -> None:
 def test_enabled_keys_still_refuse_a_wrong_context(aws: AwsClients) -> None:
     kms = aws.client("kms")
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
-    blob = kms.encrypt(KeyId=key_id, Plaintext=b"k", EncryptionContext={"a": "b"})[
-        "CiphertextBlob"
-    ]
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"k", EncryptionContext={"a": "b"})["CiphertextBlob"]
     assert _code(kms.decrypt, CiphertextBlob=blob, EncryptionContext={"a": "c"}) == (
         "InvalidCiphertextException"
     )
@@ -75,3 +71,36 @@ def test_enabled_keys_still_refuse_a_wrong_context(aws: AwsClients) -> None:
 
 def test_the_server_listens_only_on_loopback(moto_server: str) -> None:
     assert moto_server.startswith("http://127.0.0.1:")
+
+
+def test_moto_conditional_writes_are_atomic_under_threads(aws: AwsClients) -> None:
+    """Without the lock, several threads can all pass attribute_not_exists in moto."""
+    import threading
+
+    ddb = aws.client("dynamodb")
+    ddb.create_table(
+        TableName="atomic",
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for round_ in range(20):
+        wins: list[int] = []
+
+        def put(i: int, key: str = f"item-{round_}") -> None:
+            try:
+                ddb.put_item(
+                    TableName="atomic",
+                    Item={"k": {"S": key}, "writer": {"N": str(i)}},
+                    ConditionExpression="attribute_not_exists(k)",
+                )
+                wins.append(i)
+            except ddb.exceptions.ConditionalCheckFailedException:
+                pass
+
+        threads = [threading.Thread(target=put, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(wins) == 1

@@ -31,8 +31,13 @@ def test_encrypt_play_revoke_restore(server_world: World, moto_server: str) -> N
     public = public_key_for_encryption(w.store, w.org, now=FIXED_NOW)
     calls_before = w.wrapper.kms_calls
     recording = io.BytesIO()
-    encrypt_stream(io.BytesIO(b"hello " * 10_000), recording, public_key=public, org=w.org,
-                   recording_id="call-1")
+    encrypt_stream(
+        io.BytesIO(b"hello " * 10_000),
+        recording,
+        public_key=public,
+        org=w.org,
+        recording_id="call-1",
+    )
     assert w.wrapper.kms_calls == calls_before  # encrypting needs no KMS call
     blob = recording.getvalue()
     assert play(w.decryptor, w.org, blob) == b"hello " * 10_000
@@ -60,8 +65,9 @@ def test_two_keys_in_two_regions_either_one_alone_unwraps(server_aws: AwsClients
     create_org(store, wrapper, "twin", [east, west], now=FIXED_NOW)
     public = public_key_for_encryption(store, "twin", now=FIXED_NOW)
     recording = io.BytesIO()
-    encrypt_stream(io.BytesIO(b"x" * 1000), recording, public_key=public, org="twin",
-                   recording_id="r")
+    encrypt_stream(
+        io.BytesIO(b"x" * 1000), recording, public_key=public, org="twin", recording_id="r"
+    )
     for disabled_region, arn in (("us-east-1", east), ("eu-west-1", west)):
         kms = server_aws.client("kms", disabled_region)
         kms.disable_key(KeyId=arn.rsplit("/", 1)[1])

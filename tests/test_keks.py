@@ -52,7 +52,8 @@ def test_unwrapped_key_must_match_the_stored_public_key(kek_pair: Any) -> None:
     with pytest.raises(IntegrityError):
         load_unwrapped_private_key(b"not a key", public)
     ec_key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     with pytest.raises(IntegrityError, match="not an RSA"):
@@ -97,7 +98,9 @@ def test_ids_and_contexts() -> None:
     with pytest.raises(InvalidRequest):
         validate_recording_id("\x00")
     assert kek_context("acme", "k") == {
-        "kmsbridge:org": "acme", "kmsbridge:kek": "k", "kmsbridge:purpose": "kek",
+        "kmsbridge:org": "acme",
+        "kmsbridge:kek": "k",
+        "kmsbridge:purpose": "kek",
     }
     assert recording_context("acme", "r", {"kmsbridge:media": "audio/wav"})["kmsbridge:media"]
     with pytest.raises(InvalidRequest):

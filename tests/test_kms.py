@@ -146,8 +146,9 @@ class _Body:
 def _answer(status: int, code: str) -> Any:
     def handler(request: Any, **_: Any) -> AWSResponse:
         body = json.dumps({"__type": code, "message": "injected"}).encode()
-        return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.1"},
-                           _Body(body))
+        return AWSResponse(
+            request.url, status, {"Content-Type": "application/x-amz-json-1.1"}, _Body(body)
+        )
 
     return handler
 
@@ -188,8 +189,13 @@ def test_network_failure_is_kms_unavailable(aws: AwsClients, kek: tuple[bytes, A
     arn = new_key(aws)
     blob = KekWrapper(aws).wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
     unreachable = AwsClients(
-        AwsSettings(region=REGION, endpoint_url="http://127.0.0.1:9", max_attempts=1,
-                    connect_timeout=0.5, read_timeout=0.5)
+        AwsSettings(
+            region=REGION,
+            endpoint_url="http://127.0.0.1:9",
+            max_attempts=1,
+            connect_timeout=0.5,
+            read_timeout=0.5,
+        )
     )
     with pytest.raises(KmsUnavailable) as info:
         KekWrapper(unreachable).unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
@@ -210,8 +216,10 @@ def iam_enforced() -> Iterator[None]:
 
 def _policy(actions: list[str]) -> str:
     return json.dumps(
-        {"Version": "2012-10-17",
-         "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+        }
     )
 
 
@@ -223,19 +231,23 @@ def test_losing_kms_decrypt_in_iam_is_access_revoked(
     blob = KekWrapper(aws).wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
     iam = aws.client("iam")
     iam.create_user(UserName="decryptor")
-    iam.put_user_policy(UserName="decryptor", PolicyName="p",
-                        PolicyDocument=_policy(["kms:Decrypt"]))
+    iam.put_user_policy(
+        UserName="decryptor", PolicyName="p", PolicyDocument=_policy(["kms:Decrypt"])
+    )
     key = iam.create_access_key(UserName="decryptor")["AccessKey"]
-    session = boto3.Session(aws_access_key_id=key["AccessKeyId"],
-                            aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
+    session = boto3.Session(
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        region_name=REGION,
+    )
     wrapper = KekWrapper(AwsClients(AwsSettings(region=REGION), _session=session))
     with iam_enforced():
         assert wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn]) == pkcs8
-    iam.put_user_policy(UserName="decryptor", PolicyName="p",
-                        PolicyDocument=_policy(["kms:DescribeKey"]))
-    with iam_enforced():
-        with pytest.raises(AccessRevoked):
-            wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+    iam.put_user_policy(
+        UserName="decryptor", PolicyName="p", PolicyDocument=_policy(["kms:DescribeKey"])
+    )
+    with iam_enforced(), pytest.raises(AccessRevoked):
+        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
 
 
 def test_key_state_reports_kms_state(aws: AwsClients) -> None:

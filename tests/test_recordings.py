@@ -50,7 +50,8 @@ def key_source(private: rsa.RSAPrivateKey) -> Any:
 
 def esdk_provider(private: rsa.RSAPrivateKey, public: KekPublicKey) -> RawMasterKeyProvider:
     pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
 
@@ -76,8 +77,15 @@ ESDK = aws_encryption_sdk.EncryptionSDKClient(
 
 def encrypt(public: KekPublicKey, data: bytes, frame_length: int = 4096, **kw: Any) -> bytes:
     out = io.BytesIO()
-    encrypt_stream(io.BytesIO(data), out, public_key=public, org=ORG, recording_id="call-9",
-                   frame_length=frame_length, **kw)
+    encrypt_stream(
+        io.BytesIO(data),
+        out,
+        public_key=public,
+        org=ORG,
+        recording_id="call-9",
+        frame_length=frame_length,
+        **kw,
+    )
     return out.getvalue()
 
 
@@ -115,7 +123,9 @@ def test_we_read_what_the_official_esdk_writes(kek_pair: Any, frame_length: int)
 
 def test_header_carries_one_rsa_edk_named_by_the_kek_id(kek_pair: Any) -> None:
     _, public = kek_pair
-    header = read_header(io.BytesIO(encrypt(public, b"x", metadata={"kmsbridge:media": "audio/wav"})))
+    header = read_header(
+        io.BytesIO(encrypt(public, b"x", metadata={"kmsbridge:media": "audio/wav"}))
+    )
     kek_id, edk = kek_data_key(header)
     assert kek_id == public.kek_id
     assert len(edk) == 384  # RSA-3072
@@ -126,15 +136,21 @@ def test_another_org_is_refused_before_any_key_is_asked(kek_pair: Any) -> None:
     _, public = kek_pair
     asked = []
     with pytest.raises(WrongOrg):
-        decrypt_stream(io.BytesIO(encrypt(public, b"x")), io.BytesIO(), org="other",
-                       data_keys=lambda org, header: asked.append(org) or b"")
+        decrypt_stream(
+            io.BytesIO(encrypt(public, b"x")),
+            io.BytesIO(),
+            org="other",
+            data_keys=lambda org, header: asked.append(org) or b"",
+        )
     assert asked == []
 
 
 def test_a_signing_suite_is_refused(kek_pair: Any) -> None:
     private, public = kek_pair
     blob, _ = ESDK.encrypt(
-        source=b"data", key_provider=esdk_provider(private, public), encryption_context=CONTEXT,
+        source=b"data",
+        key_provider=esdk_provider(private, public),
+        encryption_context=CONTEXT,
         algorithm=Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384,
     )
     with pytest.raises(IntegrityError, match="suite"):
@@ -145,7 +161,9 @@ def test_too_many_data_keys_are_refused(kek_pair: Any) -> None:
     private, public = kek_pair
     blob = bytearray(encrypt(public, b"x"))
     header = read_header(io.BytesIO(bytes(blob)))
-    count_at = 1 + 2 + 32 + 2 + len(header.body[37 : 37 + struct.unpack(">H", header.body[35:37])[0]])
+    count_at = (
+        1 + 2 + 32 + 2 + len(header.body[37 : 37 + struct.unpack(">H", header.body[35:37])[0]])
+    )
     blob[count_at : count_at + 2] = struct.pack(">H", 4)
     with pytest.raises(IntegrityError, match="at most 3"):
         decrypt(private, bytes(blob))
@@ -193,8 +211,9 @@ def test_path_api_publishes_only_a_whole_authenticated_recording(
     data = os.urandom(20_000)
     encrypt_file_path = tmp_path / "rec.enc"
     (tmp_path / "rec.wav").write_bytes(data)
-    encrypt_file(tmp_path / "rec.wav", encrypt_file_path, public_key=public, org=ORG,
-                 recording_id="call-9")
+    encrypt_file(
+        tmp_path / "rec.wav", encrypt_file_path, public_key=public, org=ORG, recording_id="call-9"
+    )
     out = tmp_path / "out.wav"
     info = decrypt_file(encrypt_file_path, out, org=ORG, data_keys=key_source(private))
     assert out.read_bytes() == data and info.plaintext_bytes == len(data)
@@ -214,5 +233,6 @@ def test_a_missing_output_directory_is_an_invalid_request(kek_pair: Any, tmp_pat
     _, public = kek_pair
     (tmp_path / "in").write_bytes(b"x")
     with pytest.raises(InvalidRequest):
-        encrypt_file(tmp_path / "in", tmp_path / "nope" / "out", public_key=public, org=ORG,
-                     recording_id="r")
+        encrypt_file(
+            tmp_path / "in", tmp_path / "nope" / "out", public_key=public, org=ORG, recording_id="r"
+        )

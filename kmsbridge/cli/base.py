@@ -24,9 +24,7 @@ def global_options() -> argparse.ArgumentParser:
     s = argparse.SUPPRESS
     group.add_argument("--region", default=s, help="AWS region (default: AWS_REGION)")
     group.add_argument("--profile", default=s, help="AWS profile (default: AWS_PROFILE)")
-    group.add_argument(
-        "--endpoint-url", default=s, help="AWS endpoint (default: AWS_ENDPOINT_URL)"
-    )
+    group.add_argument("--endpoint-url", default=s, help="AWS endpoint (default: AWS_ENDPOINT_URL)")
     group.add_argument(
         "--table", default=s, help="key table (default: KMSBRIDGE_TABLE or kmsbridge-keks)"
     )

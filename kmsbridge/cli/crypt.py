@@ -57,8 +57,13 @@ def encrypt(ctx: Context) -> int:
         metadata=parse_metadata(a.metadata),
     )
     ctx.emit(
-        {"org": info.org, "recording": info.recording_id, "kek": info.kek_id,
-         "bytes": info.plaintext_bytes, "output": a.target},
+        {
+            "org": info.org,
+            "recording": info.recording_id,
+            "kek": info.kek_id,
+            "bytes": info.plaintext_bytes,
+            "output": a.target,
+        },
         f"encrypted {info.plaintext_bytes} bytes to {a.target} under KEK {info.kek_id}",
     )
     return 0
@@ -70,8 +75,13 @@ def decrypt(ctx: Context) -> int:
     a = ctx.args
     info = decrypt_file(a.source, a.target, org=a.org, data_keys=ctx.decryptor)
     ctx.emit(
-        {"org": info.org, "recording": info.recording_id, "kek": info.kek_id,
-         "bytes": info.plaintext_bytes, "output": a.target},
+        {
+            "org": info.org,
+            "recording": info.recording_id,
+            "kek": info.kek_id,
+            "bytes": info.plaintext_bytes,
+            "output": a.target,
+        },
         f"decrypted {info.plaintext_bytes} bytes to {a.target}",
     )
     return 0
