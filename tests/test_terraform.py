@@ -324,7 +324,7 @@ def test_no_todo_or_commented_out_code() -> None:
             assert not re.search(r"\b(TODO|XXX|FIXME)\b", line), where
             if path.suffix == ".tf":
                 code = re.match(
-                    r"\s*(#|//)\s*(resource|data|module|variable|output|locals)\b", line
+                    r"\s*(#|//)\s*((resource|data|module|variable|output)\s+\"|locals\s*\{)", line
                 )
                 assignment = re.match(r"\s*(#|//)\s*[a-z_]+\s*=\s*\S", line)
                 assert not (code or assignment), f"{where}: commented-out code"
@@ -456,7 +456,7 @@ def test_table_access_is_read_only_for_the_decryptor_and_tied_to_the_orgs() -> N
         "provisioning": "local.table_write_actions",
     }
     for document, statements_ in platform_role_documents().items():
-        table = [s for s in statements_ if "aws_dynamodb_table" in json.dumps(s.body)]
+        table = [s for s in statements_ if "local.arns.table" in json.dumps(s.body)]
         if document == "scheduler":
             assert not table
             continue
@@ -467,6 +467,31 @@ def test_table_access_is_read_only_for_the_decryptor_and_tied_to_the_orgs() -> N
         )
         assert leading["test"] == "ForAllValues:StringEquals"
         assert expr(leading["values"]) == "local.org_ids"
+
+
+def test_role_policies_name_the_modules_own_resources() -> None:
+    """The role policies use ARNs built from names (so plans show them): same names."""
+    arns = {k: expr(v) for k, v in locals_of(PLATFORM)["arns"].items()}
+    names = {k: expr(v) for k, v in locals_of(PLATFORM)["names"].items()}
+    assert names["jobs"] == "${var.name_prefix}-jobs"
+    assert arns["table"].endswith(":table/${var.table_name}")
+    assert expr(resources(PLATFORM, "aws_dynamodb_table")["keks"]["name"]) == "var.table_name"
+    assert arns["playback_bucket"].endswith(":s3:::${local.playback_bucket_name}")
+    bucket = resources(PLATFORM, "aws_s3_bucket")["playback"]
+    assert expr(bucket["bucket"]) == "local.playback_bucket_name"
+    queues = resources(PLATFORM, "aws_sqs_queue")
+    for arn, queue in (("jobs_queue", "jobs"), ("rotation_dlq", "rotation_dlq")):
+        key = queue.removesuffix("_queue")
+        assert arns[arn].endswith(f":${{local.names.{key}}}"), arn
+        assert expr(queues[queue]["name"]) == f"local.names.{key}", queue
+    assert arns["rotation_function"].endswith(":function:${local.names.rotation}")
+    functions = resources(PLATFORM, "aws_lambda_function")
+    log_groups = resources(PLATFORM, "aws_cloudwatch_log_group")
+    streams = squash(expr(locals_of(PLATFORM)["log_stream_arns"]))
+    assert ":log-group:/aws/lambda/${name}:*" in streams
+    for name in ("decryptor", "rotation", "jobs"):
+        assert expr(functions[name]["function_name"]) == f"local.names.{name}"
+        assert log_groups[name]["name"] == f"/aws/lambda/${{local.names.{name}}}"
 
 
 # --------------------------------------------------------------------------------------

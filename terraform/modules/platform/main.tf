@@ -6,12 +6,31 @@ data "aws_region" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.id
 
   names = {
-    decryptor = "${var.name_prefix}-decryptor"
-    rotation  = "${var.name_prefix}-rotation"
-    jobs      = "${var.name_prefix}-jobs"
-    scheduler = "${var.name_prefix}-rotation-scheduler"
+    decryptor    = "${var.name_prefix}-decryptor"
+    rotation     = "${var.name_prefix}-rotation"
+    jobs         = "${var.name_prefix}-jobs"
+    scheduler    = "${var.name_prefix}-rotation-scheduler"
+    jobs_dlq     = "${var.name_prefix}-jobs-dlq"
+    rotation_dlq = "${var.name_prefix}-rotation-dlq"
+  }
+
+  # The role policies name their resources by ARNs built from these names rather than by
+  # resource attributes, so that `terraform plan` shows every role policy in full before
+  # anything is created.
+  arns = {
+    table             = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${var.table_name}"
+    playback_bucket   = "arn:${local.partition}:s3:::${local.playback_bucket_name}"
+    jobs_queue        = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.jobs}"
+    rotation_dlq      = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.rotation_dlq}"
+    rotation_function = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.names.rotation}"
+  }
+  log_stream_arns = {
+    for function, name in local.names : function => "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${name}:*"
+    if contains(["decryptor", "rotation", "jobs"], function)
   }
 
   # The orgs served and their customer keys: the only keys the roles may use, and only
@@ -127,7 +146,7 @@ data "aws_iam_policy_document" "decryptor" {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.decryptor.arn}:*"]
+    resources = [local.log_stream_arns.decryptor]
   }
 
   # X-Ray has no resource-level permissions for these two actions.
@@ -145,7 +164,7 @@ data "aws_iam_policy_document" "decryptor" {
       sid       = "ReadKeyTableOfServedOrgs"
       effect    = "Allow"
       actions   = local.table_read_actions
-      resources = [aws_dynamodb_table.keks.arn]
+      resources = [local.arns.table]
 
       condition {
         test     = "ForAllValues:StringEquals"
@@ -194,7 +213,7 @@ data "aws_iam_policy_document" "decryptor" {
     sid       = "WritePlaybackCopies"
     effect    = "Allow"
     actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
-    resources = ["${aws_s3_bucket.playback.arn}/*"]
+    resources = ["${local.arns.playback_bucket}/*"]
   }
 }
 
@@ -277,7 +296,7 @@ data "aws_iam_policy_document" "rotation" {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.rotation.arn}:*"]
+    resources = [local.log_stream_arns.rotation]
   }
 
   # X-Ray has no resource-level permissions for these two actions.
@@ -295,7 +314,7 @@ data "aws_iam_policy_document" "rotation" {
       sid       = "ReadWriteKeyTableOfServedOrgs"
       effect    = "Allow"
       actions   = local.table_write_actions
-      resources = [aws_dynamodb_table.keks.arn]
+      resources = [local.arns.table]
 
       condition {
         test     = "ForAllValues:StringEquals"
@@ -334,7 +353,7 @@ data "aws_iam_policy_document" "rotation" {
     sid       = "SendFailedRunsToDeadLetterQueue"
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.rotation_dlq.arn]
+    resources = [local.arns.rotation_dlq]
   }
 }
 
@@ -352,7 +371,7 @@ resource "aws_cloudwatch_log_group" "rotation" {
 }
 
 resource "aws_sqs_queue" "rotation_dlq" {
-  name                      = "${var.name_prefix}-rotation-dlq"
+  name                      = local.names.rotation_dlq
   message_retention_seconds = 1209600
   sqs_managed_sse_enabled   = true
   tags                      = var.tags
@@ -411,14 +430,14 @@ data "aws_iam_policy_document" "scheduler" {
     sid       = "StartRotation"
     effect    = "Allow"
     actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.rotation.arn, "${aws_lambda_function.rotation.arn}:*"]
+    resources = [local.arns.rotation_function, "${local.arns.rotation_function}:*"]
   }
 
   statement {
     sid       = "SendUndeliveredRunsToDeadLetterQueue"
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.rotation_dlq.arn]
+    resources = [local.arns.rotation_dlq]
   }
 }
 
@@ -462,14 +481,14 @@ resource "aws_scheduler_schedule" "rotation" {
 ################################################################################
 
 resource "aws_sqs_queue" "jobs_dlq" {
-  name                      = "${var.name_prefix}-jobs-dlq"
+  name                      = local.names.jobs_dlq
   message_retention_seconds = 1209600
   sqs_managed_sse_enabled   = true
   tags                      = var.tags
 }
 
 resource "aws_sqs_queue" "jobs" {
-  name = "${var.name_prefix}-jobs"
+  name = local.names.jobs
   # Six times the function timeout, as the Lambda documentation advises for SQS sources.
   visibility_timeout_seconds = 6 * var.jobs_timeout
   message_retention_seconds  = var.jobs_message_retention_seconds
@@ -506,7 +525,7 @@ data "aws_iam_policy_document" "jobs" {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.jobs.arn}:*"]
+    resources = [local.log_stream_arns.jobs]
   }
 
   # X-Ray has no resource-level permissions for these two actions.
@@ -529,7 +548,7 @@ data "aws_iam_policy_document" "jobs" {
       "sqs:GetQueueAttributes",
       "sqs:SendMessage",
     ]
-    resources = [aws_sqs_queue.jobs.arn]
+    resources = [local.arns.jobs_queue]
   }
 
   dynamic "statement" {
@@ -539,7 +558,7 @@ data "aws_iam_policy_document" "jobs" {
       sid       = "ReadWriteKeyTableOfServedOrgs"
       effect    = "Allow"
       actions   = local.table_write_actions
-      resources = [aws_dynamodb_table.keks.arn]
+      resources = [local.arns.table]
 
       condition {
         test     = "ForAllValues:StringEquals"
@@ -796,7 +815,7 @@ data "aws_iam_policy_document" "provisioning" {
       sid       = "ReadWriteKeyTableOfServedOrgs"
       effect    = "Allow"
       actions   = local.table_write_actions
-      resources = [aws_dynamodb_table.keks.arn]
+      resources = [local.arns.table]
 
       condition {
         test     = "ForAllValues:StringEquals"
