@@ -333,7 +333,8 @@ data "aws_iam_policy_document" "this" {
 resource "aws_kms_grant" "platform" {
   for_each = local.grants
 
-  name              = "kmsbridge-${each.value.role}-${replace(each.value.org, ".", "_")}"
+  # Grant names allow fewer characters than org ids and role names.
+  name              = replace("kmsbridge-${each.value.role}-${each.value.org}", "/[^A-Za-z0-9:/_-]/", "_")
   key_id            = aws_kms_key.this.key_id
   grantee_principal = each.value.grantee
   operations        = each.value.operations

@@ -141,6 +141,11 @@ run "grants_replace_the_platform_statements" {
     condition     = aws_kms_grant.platform["decryptor/globex.eu"].operations == toset(["Decrypt"])
     error_message = "The decryptor's grant allows Decrypt only."
   }
+
+  assert {
+    condition     = aws_kms_grant.platform["decryptor/globex.eu"].name == "kmsbridge-decryptor-globex_eu"
+    error_message = "Grant names keep to the characters KMS accepts."
+  }
 }
 
 run "platform_access_disabled_keeps_only_administration" {
