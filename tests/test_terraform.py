@@ -488,7 +488,7 @@ def test_role_policies_name_the_modules_own_resources() -> None:
     functions = resources(PLATFORM, "aws_lambda_function")
     log_groups = resources(PLATFORM, "aws_cloudwatch_log_group")
     streams = squash(expr(locals_of(PLATFORM)["log_stream_arns"]))
-    assert ":log-group:/aws/lambda/${name}:*" in streams
+    assert ":log-group:/aws/lambda/${local.names[function]}:*" in streams
     for name in ("decryptor", "rotation", "jobs"):
         assert expr(functions[name]["function_name"]) == f"local.names.{name}"
         assert log_groups[name]["name"] == f"/aws/lambda/${{local.names.{name}}}"

@@ -29,8 +29,8 @@ locals {
     rotation_function = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.names.rotation}"
   }
   log_stream_arns = {
-    for function, name in local.names : function => "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${name}:*"
-    if contains(["decryptor", "rotation", "jobs"], function)
+    for function in ["decryptor", "rotation", "jobs"] :
+    function => "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${local.names[function]}:*"
   }
 
   # The orgs served and their customer keys: the only keys the roles may use, and only
@@ -44,7 +44,7 @@ locals {
   table_read_actions  = ["dynamodb:GetItem", "dynamodb:Query"]
   table_write_actions = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
 
-  playback_bucket_name  = coalesce(var.playback_bucket_name, "${var.name_prefix}-playback-${local.account_id}-${data.aws_region.current.id}")
+  playback_bucket_name  = coalesce(var.playback_bucket_name, "${var.name_prefix}-playback-${local.account_id}-${local.region}")
   export_bucket_name    = var.export_bucket_arn == null ? null : split(":::", var.export_bucket_arn)[1]
   recording_object_arns = [for arn in var.recording_bucket_arns : "${arn}/*"]
 
