@@ -14,7 +14,7 @@ deployment policy checked with the other fields, before any AWS call.
 Observability: the decryptor's audit line per key release (with the Lambda request id),
 an audit line for every other decision, and one CloudWatch embedded-metric-format line
 per request (``Requests`` and ``Duration`` by ``Op`` and ``Outcome``), plus ``ColdStart``
-on a container's first event. See ``lambda_metrics``.
+on a container's first event. See ``lambda_telemetry``.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ import base64
 import binascii
 import logging
 import os
-import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmsbridge import lambda_metrics
+from kmsbridge import lambda_telemetry
 from kmsbridge.audit import audit
 from kmsbridge.aws import AwsClients, AwsSettings
 from kmsbridge.decryptor import Decryptor, max_age_from_env
@@ -208,7 +207,7 @@ class LambdaApp:
         else:
             response = self._run(request, request_id, started)
         outcome = "ok" if response["ok"] else response["error"]["code"]
-        lambda_metrics.emit_request(op_name, outcome, (time.perf_counter() - started) * 1000)
+        lambda_telemetry.emit_request(op_name, outcome, (time.perf_counter() - started) * 1000)
         return response
 
     def _run(self, request: Request, request_id: str | None, started: float) -> dict[str, Any]:
@@ -374,7 +373,7 @@ class LambdaHandler:
         request_id = getattr(context, "aws_request_id", None)
         if self._cold:
             self._cold = False
-            lambda_metrics.emit_cold_start()
+            lambda_telemetry.emit_cold_start()
         try:
             if self._app is None:
                 self._app = self._build()
@@ -390,21 +389,3 @@ class LambdaHandler:
 def build_app() -> LambdaApp:
     """Settings from the environment; clients with the standard credential chain."""
     return LambdaApp(LambdaConfig.from_env(), AwsClients(AwsSettings()))
-
-
-def configure_logging() -> None:
-    """Audit and error lines to stdout, one JSON (or plain) line each, not via the root logger.
-
-    The runtime's root handler prefixes level, time and request id, which would break the
-    JSON lines. The ESDK logs its own failures with tracebacks; ours say what happened.
-    """
-    for name in ("kmsbridge.audit", "kmsbridge.lambda"):
-        logger = logging.getLogger(name)
-        if not any(getattr(h, "_kmsbridge", False) for h in logger.handlers):
-            handler = logging.StreamHandler(sys.stdout)
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            handler._kmsbridge = True  # type: ignore[attr-defined]
-            logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)

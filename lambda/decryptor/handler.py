@@ -6,7 +6,8 @@ key table and decryptor built, once per container on its first event; warm event
 them (and the decryptor's bounded KEK cache).
 """
 
-from kmsbridge.lambda_api import LambdaHandler, configure_logging
+from kmsbridge.lambda_api import LambdaHandler
+from kmsbridge.lambda_telemetry import configure_logging
 
 configure_logging()
 handler = LambdaHandler()

@@ -1,9 +1,10 @@
-"""CloudWatch metrics of the Lambda functions, as embedded-metric-format (EMF) lines on stdout.
+"""Telemetry of the Lambda functions: metrics as embedded-metric-format (EMF) lines on
+stdout, and the logging set-up that keeps audit lines one JSON line each.
 
 Lambda sends stdout to CloudWatch Logs, which turns each EMF JSON line into metrics; no
 agent, no API call, no dependency. Plain lines rather than Powertools for AWS Lambda: a
 dozen lines of JSON do the job, and Powertools would add its package to the zip and its
-import to every cold start (DESIGN.md's goals on both).
+import to every cold start, both measured in bench/bench_lambda.py.
 
 Per request: ``Requests`` (Count) and ``Duration`` (Milliseconds) with the dimensions
 ``Function``, ``Op`` and ``Outcome`` (``ok`` or an error code). Per container, on its first
@@ -13,6 +14,7 @@ event: ``ColdStart`` (Count) with the dimension ``Function``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -54,3 +56,40 @@ def emit(dimensions: dict[str, str], metrics: dict[str, tuple[float, str]]) -> N
     }
     sys.stdout.write(json.dumps(line, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def configure_logging() -> None:
+    """Audit and error lines to stdout, one line each, not through the root logger.
+
+    The runtime's root handler prefixes level, time and request id, which would break the
+    JSON lines. botocore and urllib3 log request and response bodies at DEBUG (a KMS
+    Decrypt response carries key material), so they stay at WARNING whatever the
+    function's log level. The ESDK logs its own failures with tracebacks; ours say what
+    happened.
+    """
+    for name in ("kmsbridge.audit", "kmsbridge.lambda"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+            handler = _StdoutHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is at the time (the runtime replaces it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
