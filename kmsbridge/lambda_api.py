@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.config import Config
+
 from kmsbridge import lambda_telemetry
 from kmsbridge.audit import audit
 from kmsbridge.aws import AwsClients, AwsSettings
@@ -174,8 +176,12 @@ def _base64_field(obj: dict[str, Any], name: str, max_bytes: int, prefix: str = 
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"{label} is not valid base64") from None
+    if base64.b64encode(raw).decode("ascii") != value:  # padded, canonical: one text per value
+        raise InvalidRequest(f"{label} is not valid base64")
     if not raw:
         raise InvalidRequest(f"{label} is empty")
+    if len(raw) > max_bytes:
+        raise InvalidRequest(f"{label} is longer than {max_bytes} bytes")
     return raw
 
 
@@ -193,6 +199,20 @@ class LambdaApp:
         self.kms = decryptor.kms if decryptor else KekWrapper(clients)
         store = decryptor.store if decryptor else KeyStore(clients.client("dynamodb"), config.table)
         self.decryptor = decryptor or Decryptor(store, self.kms, max_age=config.max_age)
+        self._s3: Any = None
+
+    @property
+    def s3(self) -> Any:
+        """An S3 client that signs URLs with SigV4 (botocore may presign with SigV2)."""
+        if self._s3 is None:
+            settings = self.clients.settings
+            self._s3 = self.clients.session.client(
+                "s3",
+                region_name=self.clients.region,
+                endpoint_url=settings.endpoint_url,
+                config=settings.client_config().merge(Config(signature_version="s3v4")),
+            )
+        return self._s3
 
     def handle(self, event: object, request_id: str | None = None) -> dict[str, Any]:
         """One response for one event; never raises."""
@@ -252,7 +272,7 @@ class LambdaApp:
             if bucket is None:
                 raise InternalError("decrypt is not configured: KMSBRIDGE_PLAYBACK_BUCKET is unset")
             result = decrypt_to_playback_object(
-                self.clients.client("s3"),
+                self.s3,
                 request.source,
                 org=request.org,
                 data_keys=lambda org, header: self.decryptor.unwrap(
