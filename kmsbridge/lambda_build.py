@@ -3,7 +3,8 @@
 Each ``dist/<name>.zip`` holds ``lambda/<name>/handler.py`` at its root (Lambda loads
 ``handler.handler``), the ``kmsbridge`` package beside it, and the runtime dependencies
 as manylinux wheels for the Lambda Python 3.11 runtime on x86_64 or arm64, installed by
-``pip install --target --platform --only-binary=:all:`` at the versions of the building
+``pip install --target --platform --only-binary=:all: --no-deps``: the closure of
+kmsbridge's dependencies, at the versions installed in the building
 environment (the ones the tests ran with).
 
 Not in the zip:
@@ -42,6 +43,15 @@ PROVIDED_BY_RUNTIME = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )
 EXCLUDED_PACKAGE_PATHS = ("kmsbridge/cli/", "kmsbridge/embedded.py", "kmsbridge/lambda_build.py")
+LAMBDA_MARKERS = {
+    "python_version": PYTHON_VERSION,
+    "python_full_version": f"{PYTHON_VERSION}.0",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "os_name": "posix",
+}
 _EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".pyi")
 _INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -80,7 +90,7 @@ def build(out_dir: Path, arch: str = "x86_64", root: Path | None = None) -> list
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kmsbridge-build-") as tmp:
         deps = Path(tmp) / "deps"
-        install_dependencies(deps, arch, runtime_requirements(root))
+        install_dependencies(deps, arch, runtime_requirements(root, arch))
         shared = package_files(root) | dependency_files(deps)
         built = []
         for name in handlers:
@@ -89,22 +99,50 @@ def build(out_dir: Path, arch: str = "x86_64", root: Path | None = None) -> list
         return built
 
 
-def runtime_requirements(root: Path) -> list[str]:
-    """kmsbridge's dependencies (pyproject.toml) minus what the Lambda runtime provides."""
+def runtime_requirements(root: Path, arch: str = "x86_64") -> list[str]:
+    """kmsbridge's dependencies and theirs, ``name==version`` as installed here, minus
+    what the Lambda runtime provides (so pip fetches only what the zip carries)."""
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    wanted = [r for r in project["dependencies"] if _dist_name(r) not in PROVIDED_BY_RUNTIME]
-    return sorted(wanted)
+    todo = [_dist_name(r) for r in project["dependencies"]]
+    pins: dict[str, str] = {}
+    while todo:
+        name = todo.pop()
+        if name in pins or name in PROVIDED_BY_RUNTIME:
+            continue
+        try:
+            pins[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise InvalidRequest(
+                f"install kmsbridge's dependencies first ({name} is missing)"
+            ) from None
+        todo += [
+            _dist_name(r) for r in importlib.metadata.requires(name) or [] if _applies(r, arch)
+        ]
+    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def _applies(requirement: str, arch: str) -> bool:
+    """Whether a dependency's environment marker holds on the Lambda runtime."""
+    _, _, marker = requirement.partition(";")
+    if not marker.strip():
+        return True
+    try:
+        from packaging.markers import Marker
+    except ImportError:  # pip's own copy; pip is needed for the build anyway
+        from pip._vendor.packaging.markers import Marker  # type: ignore[assignment]
+    machine = {"x86_64": "x86_64", "arm64": "aarch64"}[arch]
+    return bool(
+        Marker(marker).evaluate(LAMBDA_MARKERS | {"platform_machine": machine, "extra": ""})
+    )
 
 
 def install_dependencies(target: Path, arch: str, requirements: list[str]) -> None:
-    """pip install the manylinux wheels, pinned to this environment's versions."""
-    constraints = target.parent / "constraints.txt"
-    constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(installed_versions().items())))
+    """pip install exactly these manylinux wheels (no resolution: the pins are complete)."""
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "--target", str(target), "--platform", PLATFORMS[arch], "--implementation", "cp",
-        "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--no-compile",
-        "--constraint", str(constraints), *requirements,
+        "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--no-compile", "--no-deps",
+        *requirements,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -112,31 +150,6 @@ def install_dependencies(target: Path, arch: str, requirements: list[str]) -> No
             f"pip could not install {PLATFORMS[arch]} wheels for Python {PYTHON_VERSION}: "
             + (result.stderr.strip().splitlines() or ["no output"])[-1]
         )
-    _remove_distributions(target, PROVIDED_BY_RUNTIME)
-
-
-def installed_versions() -> dict[str, str]:
-    """name -> version of every distribution here except kmsbridge itself."""
-    versions = {}
-    for dist in importlib.metadata.distributions():
-        name = _normalize(dist.metadata["Name"] or "")
-        if name and name != "kmsbridge":
-            versions[name] = dist.version
-    return versions
-
-
-def _remove_distributions(target: Path, names: frozenset[str]) -> None:
-    for info in target.glob("*.dist-info"):
-        if _normalize(info.name.removesuffix(".dist-info").rsplit("-", 1)[0]) not in names:
-            continue
-        record = info / "RECORD"
-        for line in record.read_text().splitlines() if record.exists() else []:
-            path = target / line.split(",", 1)[0]
-            if path.is_file() and target in path.resolve().parents:
-                path.unlink()
-        for directory in sorted(target.rglob("*"), key=lambda p: -len(p.parts)):
-            if directory.is_dir() and not any(directory.iterdir()):
-                directory.rmdir()
 
 
 def package_files(root: Path) -> dict[str, Path]:
