@@ -39,7 +39,7 @@ from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
 from kmsbridge.formats import MAX_HEADER_BYTES, validate_org
 from kmsbridge.kms import KekWrapper
 from kmsbridge.playback_object import S3Location, decrypt_to_playback_object
-from kmsbridge.sealing import PUBLIC_KEY_BYTES, check_kem, seal
+from kmsbridge.sealing import PUBLIC_KEY_BYTES, check_kem, load_public_key, seal
 from kmsbridge.store import DEFAULT_TABLE, KeyStore
 
 OPS = ("unwrap", "decrypt", "access-check")
@@ -128,8 +128,9 @@ def _parse_unwrap(event: dict[str, Any], org: str) -> Request:
         raise InvalidRequest("response_key must be an object with exactly kem and public_key")
     kem = check_kem(response_key["kem"])
     public_key = _base64_field(response_key, "public_key", PUBLIC_KEY_BYTES[kem], "response_key.")
-    # A trial seal refuses unusable keys (wrong size, small-order points) before any key exists.
-    seal(bytes(32), kem, public_key, org=org, kek_id="", message_id="")
+    # Size and ML-KEM key checks here; a small-order X25519 point fails in seal(), after the
+    # unwrap, as INVALID_REQUEST too: the data key is then returned in no form.
+    load_public_key(kem, public_key)
     return Request("unwrap", org, header=header, kem=kem, public_key=public_key)
 
 

@@ -108,13 +108,6 @@ def test_bad_events_are_invalid_requests_naming_the_field(
     assert app.kms.kms_calls == 0
 
 
-def test_small_order_response_key_is_refused_before_any_key_exists(app: LambdaApp) -> None:
-    zero = base64.b64encode(bytes(32)).decode()
-    response = app.handle(unwrap(response_key={"kem": "X25519", "public_key": zero}))
-    assert response["error"]["code"] == "INVALID_REQUEST"
-    assert "not a usable X25519 key" in response["error"]["message"]
-
-
 def test_org_outside_the_allowed_list_is_an_invalid_request(aws_credentials: None) -> None:
     config = LambdaConfig(table="t", allowed_orgs=frozenset({"acme", "globex"}))
     app = LambdaApp(config, AwsClients(DEAD))

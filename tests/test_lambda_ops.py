@@ -117,6 +117,22 @@ def test_unwrap_with_response_key_returns_only_the_sealed_key(setup: Setup, kem:
     assert dek == setup.world.decryptor(setup.world.org, header.raw)
 
 
+def test_small_order_response_key_gets_no_key(setup: Setup) -> None:
+    zero = base64.b64encode(bytes(32)).decode()  # X25519's zero point: no shared secret
+    blob = setup.world.encrypt(b"secret")
+    response = setup.call(
+        op="unwrap", header=header_b64(blob), response_key={"kem": "X25519", "public_key": zero}
+    )
+    assert response == {
+        "ok": False,
+        "error": {
+            "code": "INVALID_REQUEST",
+            "message": "response_key.public_key is not a usable X25519 key",
+            "retryable": False,
+        },
+    }
+
+
 def test_unwrap_errors(setup: Setup, kek_pair: Any) -> None:
     w = setup.world
     blob = w.encrypt(b"secret")
