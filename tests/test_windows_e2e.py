@@ -5,6 +5,8 @@ An org with three KEKs from three periods (rotations on a controlled clock: FIXE
 ``kmsbridge access revoke-window`` goes into the key policy through PutKeyPolicy; once the
 decryptor's maximum age has passed, the revoked period's recording fails with
 ACCESS_REVOKED and the others play; removing the statement (restore-window) brings it back.
+The same through the Terraform variable: the printed ``revoked_kek_ids`` value, turned into
+a statement as the customer-key module does (tests/test_windows_terraform.py).
 moto honours that one kind of statement through the documented fixture
 (``kmsbridge.embedded.enforce_kek_deny_statements``, tests/test_kms_policy_fixture.py).
 """
@@ -25,6 +27,7 @@ from kmsbridge.lifecycle import iso, make_kek
 from kmsbridge.recordings import decrypt_stream, encrypt_stream
 from kmsbridge.store import KekRecord
 from tests.conftest import FIXED_NOW, World
+from tests.test_windows_terraform import module_statement, printed_ids
 
 pytestmark = pytest.mark.server
 
@@ -79,8 +82,17 @@ def put_policy(world: World, *extra: dict[str, Any]) -> None:
     kms.put_key_policy(KeyId=world.key_id, PolicyName="default", Policy=json.dumps(policy))
 
 
+def applied(report: dict[str, Any], through: str) -> dict[str, Any] | None:
+    """The statement printed by the CLI, or the one the module makes of the printed value."""
+    if through == "statement":
+        statement: dict[str, Any] | None = report["statement"]
+        return statement
+    return module_statement(printed_ids(report["terraform"]), ROLE)
+
+
+@pytest.mark.parametrize("through", ["statement", "terraform"])
 def test_revoke_one_period_then_restore(
-    server_world: World, moto_server: str, capsys: pytest.CaptureFixture[str]
+    server_world: World, moto_server: str, capsys: pytest.CaptureFixture[str], through: str
 ) -> None:
     w = server_world
     keks = [w.store.get_kek(w.org, w.kek_id)] + [rotate(w, at) for at in PERIODS[1:]]
@@ -94,7 +106,9 @@ def test_revoke_one_period_then_restore(
     assert revoke["kek_ids"] == [keks[1].kek_id]
     assert revoke["covered"] == [{"from": iso(PERIODS[1]), "to": iso(PERIODS[2])}]
     assert revoke["kms_keys"] == [w.key_arn]
-    put_policy(w, revoke["statement"])
+    statement = applied(revoke, through)
+    assert statement is not None
+    put_policy(w, statement)
 
     # Within the maximum age the cached KEKs still serve; past it, KMS decides again.
     assert [play(w, b) for b in blobs] == ["ok", "ok", "ok"]
@@ -116,6 +130,7 @@ def test_revoke_one_period_then_restore(
     )  # fmt: skip
     assert restore["statement_to_remove"] == revoke["statement"]
     assert restore["statement"] is None and restore["revoked_kek_ids"] == []
+    assert applied(restore, through) is None
     put_policy(w)
     assert [play(w, b) for b in blobs] == ["ok", "ok", "ok"]
     assert cli(capsys, w, moto_server, "access", "check", w.org)["state"] == "ok"
