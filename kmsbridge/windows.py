@@ -283,10 +283,10 @@ def _notes(plan: WindowPlan, *, restore: bool) -> list[str]:
         f"Apply to the key policy of each KMS key listed: playback of these periods is {change} "
         "within the decryptor's maximum age (KMSBRIDGE_MAX_AGE_SECONDS), when cached KEKs expire."
     )
-    if not restore and plan.already_revoked == ():
+    if not plan.already_revoked:
         notes.append(
-            f"If other periods are already revoked, pass their ids (--revoked-kek-ids) so the "
-            f"statement and {TERRAFORM_VARIABLE} keep them."
+            f"This {TERRAFORM_VARIABLE} value assumes no other period is revoked; if "
+            "some are, pass the current value (--revoked-kek-ids) so that it keeps them."
         )
     return notes
 
