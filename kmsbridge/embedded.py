@@ -13,11 +13,16 @@ moto also checks a DynamoDB condition and writes the item in two steps with no l
 two threads can both pass ``attribute_not_exists`` or ``version = :v``. DynamoDB documents
 conditional writes and TransactWriteItems as atomic; ``serialize_dynamodb_writes`` holds
 one lock around moto's write operations so concurrency tests see DynamoDB's behaviour.
+
+moto stores a key policy set through PutKeyPolicy but never evaluates it.
+``enforce_kek_deny_statements`` makes moto honour exactly one kind of statement, the one
+revocation by period relies on (see ``kms_policy_denies`` for what matches and what not).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import threading
@@ -63,7 +68,136 @@ def enforce_kms_key_states() -> None:
     setattr(KmsBackend, "encrypt", encrypt)  # noqa: B010 - a documented patch of moto
     setattr(KmsBackend, "decrypt", decrypt)  # noqa: B010
     _PATCHED = True
+    enforce_kek_deny_statements()
 
+
+# ------------------------------------------------------------------ key policies
+
+_DENY_PATCHED = False
+_DECRYPT = "kms:decrypt"
+_KEK_CONDITION_KEY = "kms:encryptioncontext:kmsbridge:kek"
+_KEK_CONDITION_OPERATORS = ("foranyvalue:stringequals", "stringequals")
+
+
+def enforce_kek_deny_statements() -> None:
+    """Make moto's Decrypt API honour kmsbridge:kek Deny statements of the key policy (idempotent).
+
+    Patched at the Decrypt action (moto's ``KmsResponse.decrypt``), not at the backend, so
+    ReEncrypt, which AWS authorizes as ``kms:ReEncryptFrom``, is not affected, as in AWS.
+    """
+    global _DENY_PATCHED
+    if _DENY_PATCHED:
+        return
+    from moto.core.exceptions import JsonRESTError
+    from moto.kms.responses import KmsResponse
+    from moto.kms.utils import _deserialize_ciphertext_blob
+
+    original = KmsResponse.decrypt
+
+    def decrypt(self: Any) -> str:
+        try:
+            key_id = _deserialize_ciphertext_blob(self._get_param("CiphertextBlob")).key_id
+        except Exception:  # malformed blobs stay moto's own InvalidCiphertextException
+            key_id = None
+        key = self.kms_backend.keys.get(key_id) if key_id is not None else None
+        if key is not None:
+            context = self._get_param("EncryptionContext", {}) or {}
+            sid = kms_policy_denies(key.policy, "kms:Decrypt", context)
+            if sid is not None:
+                raise JsonRESTError(
+                    "AccessDeniedException",
+                    f"not authorized to perform: kms:Decrypt on resource: {key.arn} "
+                    "with an explicit deny in a resource-based policy",
+                )
+        return original(self)
+
+    setattr(KmsResponse, "decrypt", decrypt)  # noqa: B010 - a documented patch of moto
+    _DENY_PATCHED = True
+
+
+def kms_policy_denies(policy: str | None, action: str, context: dict[str, str]) -> str | None:
+    """The Sid (or "") of the first honoured Deny statement that matches, else None.
+
+    Honoured, as the AWS KMS Developer Guide ("kms:EncryptionContext:context-key") and the
+    IAM policy reference ("Condition operators", "ForAnyValue") describe them: a statement
+    with ``Effect`` Deny, ``Action`` kms:Decrypt (a string or a list; action names are
+    case-insensitive), ``Resource`` "*" (a key policy's own key), and a ``Condition`` made
+    of exactly one operator, ``ForAnyValue:StringEquals`` or ``StringEquals``, on exactly
+    one key, ``kms:EncryptionContext:kmsbridge:kek`` (key names case-insensitive, values
+    case-sensitive), a string or a list. It matches when the request's context has a
+    ``kmsbridge:kek`` value equal to one of the listed values; a request without that
+    context key does not match (ForAnyValue over an empty set is false).
+
+    Principal: any well-formed Principal ("*" or {"AWS": ARN or list of ARNs}) is treated
+    as naming the caller. moto has no caller identity that could stand for the decryptor's
+    role (every request carries the same dummy access key and no assumed role), so in the
+    tests a statement of this kind denies every caller; the tests have one caller, the
+    decryptor. Every other statement (Allow, NotAction, NotPrincipal, other actions,
+    wildcards, other condition keys or operators, several conditions) is not evaluated, as
+    moto evaluates none: this fixture adds one kind of Deny, it does not model key policies.
+    """
+    if not policy:
+        return None
+    try:
+        document = json.loads(policy)
+    except ValueError:
+        return None
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    if isinstance(statements, dict):
+        statements = [statements]
+    kek = context.get("kmsbridge:kek") if isinstance(context, dict) else None
+    for statement in statements if isinstance(statements, list) else []:
+        values = _honoured_kek_deny(statement, action)
+        if values is not None and kek is not None and kek in values:
+            return str(statement.get("Sid", ""))
+    return None
+
+
+def _honoured_kek_deny(statement: Any, action: str) -> list[str] | None:
+    """The KEK ids a statement of the one honoured kind denies, or None if not that kind."""
+    if not isinstance(statement, dict) or statement.get("Effect") != "Deny":
+        return None
+    if {"NotAction", "NotPrincipal", "NotResource"} & statement.keys():
+        return None
+    actions = [a.lower() for a in _strings(statement.get("Action")) or []]
+    if action.lower() != _DECRYPT or _DECRYPT not in actions:
+        return None
+    if statement.get("Resource") not in ("*", ["*"]):
+        return None
+    if not _principal_ok(statement.get("Principal")):
+        return None
+    condition = statement.get("Condition")
+    if not isinstance(condition, dict) or len(condition) != 1:
+        return None
+    ((operator, clause),) = condition.items()
+    if operator.lower() not in _KEK_CONDITION_OPERATORS:
+        return None
+    if not isinstance(clause, dict) or len(clause) != 1:
+        return None
+    ((key, values),) = clause.items()
+    if key.lower() != _KEK_CONDITION_KEY:
+        return None
+    return _strings(values)
+
+
+def _principal_ok(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict) or set(principal) != {"AWS"}:
+        return False
+    arns = _strings(principal["AWS"])
+    return bool(arns) and all(a == "*" or a.startswith("arn:") for a in arns or [])
+
+
+def _strings(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+# ------------------------------------------------------------------ DynamoDB
 
 _DYNAMODB_LOCK = threading.RLock()
 _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
@@ -112,6 +246,7 @@ def embedded_aws(region: str = "us-east-1") -> Iterator[str]:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     enforce_kms_key_states()
+    enforce_kek_deny_statements()
     serialize_dynamodb_writes()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on the terminal
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -186,7 +186,7 @@ variable "decryptor_timeout" {
 }
 
 variable "decryptor_reserved_concurrency" {
-  description = "Reserved concurrency of the decryptor (1 to 1000): the most containers that run at once, each with its own KEK cache, so it also bounds KMS calls. Provisional default; see the module README, section \"Reserved concurrency\"."
+  description = "Reserved concurrency of the decryptor (1 to 1000): the most containers that run at once, each with its own KEK cache, so it also bounds KMS calls (at most N calls per busy org per max_age_seconds). Default from the KMS-call benchmark; see the module README, section \"Reserved concurrency\"."
   type        = number
   default     = 10
 
