@@ -108,3 +108,25 @@ def smime_decrypt(p7m: Path, out: Path, cert: Path, key: Path) -> None:
         "smime", "-decrypt", "-inform", "DER", "-binary",
         "-in", str(p7m), "-out", str(out), "-recip", str(cert), "-inkey", str(key),
     )  # fmt: skip
+
+
+def cli(
+    *args: str, table: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``kmsbridge ARGS`` in a new process (the moto server's endpoint comes from os.environ)."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "kmsbridge.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KMSBRIDGE_TABLE": table, **(env or {})},
+        check=False,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], code: str) -> str:
+    """The single stderr line of a failed command, checked to name ``code``."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {code}: "), result.stderr
+    return lines[0]

@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import Any
 
-from kmsbridge.cli.base import Context, add_command
+from kmsbridge.cli.base import COMMON, Context, add_command
 
 
 def register(subparsers: Any) -> None:
@@ -22,31 +23,58 @@ def register(subparsers: Any) -> None:
         subparsers,
         "export",
         "re-encrypt recordings for a certificate or the customer's KMS key (zip, or a bulk job)",
-        description=__doc__,
+        description=(
+            "Three forms: 'export ORG (--to-cert CERT.pem | --to-kms-key ARN) -o archive.zip "
+            "RECORDINGS...' writes a zip with manifest.json; 'export start ORG --source-bucket B "
+            "--dest-bucket D --queue-url URL (--to-cert ... | --to-kms-key ...) [KEYS... | "
+            "--source-prefix P]' queues a bulk job; 'export status s3://D/PREFIX/JOB' shows "
+            "its progress. 'start' and 'status' cannot name an org here."
+        ),
     )
+    _options(exp)
     exp.add_argument("org", metavar="ORG|start|status", help="org to export, or a job command")
+    # Options may follow the recordings (as in the usage above); argparse cannot interleave
+    # them with a trailing list, so the rest is parsed again, intermixed, by the handler.
     exp.add_argument(
-        "items", nargs="*", metavar="ITEM", help="recording files; for start: ORG then S3 keys"
+        "items",
+        nargs=argparse.REMAINDER,
+        metavar="ITEM",
+        help="recording files; for start: ORG then S3 keys; for status: the job",
     )
-    target = exp.add_mutually_exclusive_group()
-    target.add_argument("--to-cert", metavar="CERT.pem", help="recipient X.509 certificate")
-    target.add_argument("--to-kms-key", metavar="ARN", help="the customer's own KMS key")
-    exp.add_argument("-o", "--out", metavar="archive.zip", help="zip to write (ORG form)")
-    job = exp.add_argument_group("bulk job (start)")
-    job.add_argument("--source-bucket", help="bucket holding the recordings")
-    job.add_argument("--source-prefix", help="export every object under this prefix")
-    job.add_argument("--dest-bucket", help="bucket receiving the export")
-    job.add_argument("--dest-prefix", default="exports/", help="folder for jobs (default exports/)")
-    job.add_argument(
-        "--queue-url",
-        default=os.environ.get("KMSBRIDGE_JOBS_QUEUE_URL"),
-        help="the jobs SQS queue (default: KMSBRIDGE_JOBS_QUEUE_URL)",
-    )
-    job.add_argument("--batch-size", type=int, default=20, help="recordings per message (1-100)")
     exp.set_defaults(handler=export)
 
 
+def _options(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--to-cert", metavar="CERT.pem", help="recipient X.509 certificate")
+    target.add_argument("--to-kms-key", metavar="ARN", help="the customer's own KMS key")
+    parser.add_argument("-o", "--out", metavar="archive.zip", help="zip to write (ORG form)")
+    job = parser.add_argument_group("bulk job (start)")
+    job.add_argument("--source-bucket", help="bucket holding the recordings")
+    job.add_argument("--source-prefix", help="export every object under this prefix")
+    job.add_argument("--dest-bucket", help="bucket receiving the export")
+    job.add_argument("--dest-prefix", help="folder for jobs (default exports/)")
+    job.add_argument("--queue-url", help="the jobs SQS queue (default: KMSBRIDGE_JOBS_QUEUE_URL)")
+    job.add_argument("--batch-size", type=int, help="recordings per message (1-100, default 20)")
+
+
+def _parse_rest(ctx: Context) -> None:
+    """Parse what followed ORG (options and items, in any order) into ``ctx.args``."""
+    inner = argparse.ArgumentParser(
+        prog="kmsbridge export", parents=[COMMON], argument_default=argparse.SUPPRESS
+    )
+    _options(inner)
+    inner.add_argument("items", nargs="*")
+    for name, value in vars(inner.parse_intermixed_args(ctx.args.items)).items():
+        setattr(ctx.args, name, value)
+    a = ctx.args
+    a.dest_prefix = a.dest_prefix or "exports/"
+    a.batch_size = a.batch_size or 20
+    a.queue_url = a.queue_url or os.environ.get("KMSBRIDGE_JOBS_QUEUE_URL")
+
+
 def export(ctx: Context) -> int:
+    _parse_rest(ctx)
     command = ctx.args.org
     if command == "status":
         return _status(ctx)
