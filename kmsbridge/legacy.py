@@ -1,15 +1,14 @@
 """Bring your own key: import an RSA key pair and its X.509 certificate, play PKCS#7 recordings.
 
-Import (``import_key_pair``): the private key in PEM (PKCS#1, PKCS#8 or encrypted PKCS#8;
-the password comes from the caller, never from a command line), the certificate in PEM,
-optionally a CA bundle (intermediates then root). Refused: RSA under 2048 bits, a key
-that is not the certificate's, a chain whose signatures do not verify up to a self-signed
-root. The private key is wrapped under the org's KMS keys at once, unwrapped once to
-prove the blob, and stored as a KEK item with ``source`` "imported", the certificate's
-DER beside it, ``retired`` (decrypt-only) unless the caller activates it.
-
-Validity dates: a certificate that is not yet valid may be imported but is refused for
-new encryption (``check_for_encryption``); an expired one still decrypts old recordings.
+Import (``import_key_pair``): a PEM private key (PKCS#1, PKCS#8 or encrypted PKCS#8; the
+password comes from the caller, never a command line), a PEM certificate, optionally a CA
+bundle (intermediates then root). Refused: RSA under 2048 bits, a key that is not the
+certificate's (INVALID_REQUEST), a chain whose signatures do not verify up to a
+self-signed root (INTEGRITY). The key is wrapped under the org's KMS keys at once, the
+blob unwrapped once as proof, and stored as a KEK item with ``source`` "imported", the
+certificate's DER beside it, ``retired`` (decrypt-only) unless activated. A certificate
+not yet valid may be imported but is refused for new encryption (``check_for_encryption``);
+an expired one still decrypts.
 
 Chain checks use explicit signature checks (``verify_directly_issued_by``), not
 ``cryptography.x509.verification``: that verifier enforces the Web PKI profile and a
@@ -98,10 +97,9 @@ def load_certificate(pem: bytes) -> x509.Certificate:
 
 def load_ca_bundle(pem: bytes) -> list[x509.Certificate]:
     try:
-        bundle = x509.load_pem_x509_certificates(pem)
+        return x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise InvalidRequest("the CA bundle is not X.509 certificates in PEM") from None
-    return bundle
 
 
 def is_encrypted_pem(pem: bytes) -> bool:
@@ -290,7 +288,10 @@ class LegacyRecipients:
         for record in store.list_keks(validate_org(org)):
             if record.certificate is None or record.state == "destroyed":
                 continue
-            certificate = x509.load_der_x509_certificate(record.certificate)
+            try:
+                certificate = x509.load_der_x509_certificate(record.certificate)
+            except ValueError:
+                continue  # checked on import; an unreadable one names no recipient
             issuer = certificate.issuer.public_bytes()
             by_issuer_serial[(issuer, certificate.serial_number)] = record.kek_id
             try:
