@@ -386,12 +386,12 @@ def _read_into(source: BinaryIO, buffer: memoryview) -> int:
 # ---------------------------------------------------------------- writing
 
 
-def encrypt_for(certificate: x509.Certificate, data: bytes) -> bytes:
+def encrypt_for(certificate: x509.Certificate, data: bytes | bytearray) -> bytes:
     """CMS EnvelopedData (DER, AES-256-CBC, RSA PKCS#1 v1.5 key transport) that
     ``openssl smime -decrypt -inform DER -binary`` reads back to ``data`` byte for byte."""
     return (
         pkcs7.PKCS7EnvelopeBuilder()
-        .set_data(data)
+        .set_data(data)  # any bytes-like (a bytearray avoids a copy of the recording)
         .add_recipient(certificate)
         .set_content_encryption_algorithm(algorithms.AES256)
         .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
