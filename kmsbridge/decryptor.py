@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 
 from kmsbridge.audit import audit
 from kmsbridge.cache import TtlCache
@@ -25,7 +26,7 @@ from kmsbridge.errors import (
     KmsBridgeError,
     NotFound,
 )
-from kmsbridge.formats import MAX_HEADER_BYTES, validate_org
+from kmsbridge.formats import MAX_HEADER_BYTES, validate_kek_id, validate_org
 from kmsbridge.keks import KekPublicKey, load_unwrapped_private_key, unwrap_dek
 from kmsbridge.kms import KekWrapper
 from kmsbridge.message import MessageHeader, parse_header, verify_header
@@ -106,6 +107,38 @@ class Decryptor:
             raise
         _audit(op, fields, "ok", started, request_id)
         return result
+
+    def key_transport(
+        self,
+        org: str,
+        kek_id: str,
+        encrypted_key: bytes,
+        padding: AsymmetricPadding,
+        *,
+        op: str = "legacy-decrypt",
+        recording: str | None = None,
+        request_id: str | None = None,
+    ) -> bytes:
+        """RSA-decrypt a CMS key-transport key (PKCS#7 recordings) with an imported KEK.
+
+        The KEK comes through the same cache, KMS unwrap and revocation eviction as
+        ``unwrap``, and only the decrypted content key leaves, never the KEK. Any RSA
+        failure is one IntegrityError (no padding oracle in the message).
+        """
+        started = time.perf_counter()
+        fields: dict[str, str | None] = {"org": org, "kek": kek_id, "recording": recording}
+        try:
+            validate_kek_id(kek_id)
+            private, fields["cache"] = self._kek(validate_org(org), kek_id)
+            try:
+                key = private.decrypt(encrypted_key, padding)
+            except ValueError:
+                raise IntegrityError("the content key does not decrypt under its KEK") from None
+        except KmsBridgeError as exc:
+            _audit(op, fields, exc.code, started, request_id)
+            raise
+        _audit(op, fields, "ok", started, request_id)
+        return key
 
     def check_access(self, org: str) -> list[KekCheck]:
         """Unwrap each live KEK of the org through KMS now (no cache), keep nothing."""

@@ -1,0 +1,173 @@
+"""``kmsbridge export``: recordings re-encrypted for the customer, as a zip or as a bulk job.
+
+    kmsbridge export ORG (--to-cert CERT.pem | --to-kms-key ARN) -o archive.zip RECORDINGS...
+    kmsbridge export start ORG --source-bucket B --dest-bucket D --queue-url URL
+                           (--to-cert CERT.pem | --to-kms-key ARN) [KEYS... | --source-prefix P]
+    kmsbridge export status s3://D/PREFIX/JOB
+
+``start`` and ``status`` are words of this command, so they cannot name an org here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from kmsbridge.cli.base import COMMON, Context, add_command
+
+
+def register(subparsers: Any) -> None:
+    exp = add_command(
+        subparsers,
+        "export",
+        "re-encrypt recordings for a certificate or the customer's KMS key (zip, or a bulk job)",
+        description=(
+            "Three forms: 'export ORG (--to-cert CERT.pem | --to-kms-key ARN) -o archive.zip "
+            "RECORDINGS...' writes a zip with manifest.json; 'export start ORG --source-bucket B "
+            "--dest-bucket D --queue-url URL (--to-cert ... | --to-kms-key ...) [KEYS... | "
+            "--source-prefix P]' queues a bulk job; 'export status s3://D/PREFIX/JOB' shows "
+            "its progress. 'start' and 'status' cannot name an org here."
+        ),
+    )
+    _options(exp)
+    exp.add_argument("org", metavar="ORG|start|status", help="org to export, or a job command")
+    # Options may follow the recordings (as in the usage above); argparse cannot interleave
+    # them with a trailing list, so the rest is parsed again, intermixed, by the handler.
+    exp.add_argument(
+        "items",
+        nargs=argparse.REMAINDER,
+        metavar="ITEM",
+        help="recording files; for start: ORG then S3 keys; for status: the job",
+    )
+    exp.set_defaults(handler=export)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--to-cert", metavar="CERT.pem", help="recipient X.509 certificate")
+    target.add_argument("--to-kms-key", metavar="ARN", help="the customer's own KMS key")
+    parser.add_argument("-o", "--out", metavar="archive.zip", help="zip to write (ORG form)")
+    job = parser.add_argument_group("bulk job (start)")
+    job.add_argument("--source-bucket", help="bucket holding the recordings")
+    job.add_argument("--source-prefix", help="export every object under this prefix")
+    job.add_argument("--dest-bucket", help="bucket receiving the export")
+    job.add_argument("--dest-prefix", help="folder for jobs (default exports/)")
+    job.add_argument("--queue-url", help="the jobs SQS queue (default: KMSBRIDGE_JOBS_QUEUE_URL)")
+    job.add_argument("--batch-size", type=int, help="recordings per message (1-100, default 20)")
+
+
+def _parse_rest(ctx: Context) -> None:
+    """Parse what followed ORG (options and items, in any order) into ``ctx.args``."""
+    inner = argparse.ArgumentParser(
+        prog="kmsbridge export", parents=[COMMON], argument_default=argparse.SUPPRESS
+    )
+    _options(inner)
+    inner.add_argument("items", nargs="*")
+    for name, value in vars(inner.parse_intermixed_args(ctx.args.items)).items():
+        setattr(ctx.args, name, value)
+    a = ctx.args
+    a.dest_prefix = a.dest_prefix or "exports/"
+    a.batch_size = a.batch_size or 20
+    a.queue_url = a.queue_url or os.environ.get("KMSBRIDGE_JOBS_QUEUE_URL")
+
+
+def export(ctx: Context) -> int:
+    _parse_rest(ctx)
+    command = ctx.args.org
+    if command == "status":
+        return _status(ctx)
+    if command == "start":
+        return _start(ctx)
+    return _archive(ctx)
+
+
+def _target(ctx: Context) -> Any:
+    from kmsbridge.errors import InvalidRequest
+    from kmsbridge.export import certificate_target, kms_target
+
+    a = ctx.args
+    if a.to_cert:
+        return certificate_target(Path(a.to_cert).read_bytes())
+    if a.to_kms_key:
+        return kms_target(a.to_kms_key)
+    raise InvalidRequest("name the recipient: --to-cert CERT.pem or --to-kms-key ARN")
+
+
+def _archive(ctx: Context) -> int:
+    from kmsbridge.errors import InvalidRequest
+    from kmsbridge.export import export_archive
+
+    a = ctx.args
+    if not a.out:
+        raise InvalidRequest("name the archive to write: -o archive.zip")
+    manifest = export_archive(
+        a.org, a.items, a.out, decryptor=ctx.decryptor, target=_target(ctx), clients=ctx.clients
+    )
+    count = len(manifest["recordings"])
+    ctx.emit(
+        {"archive": a.out, **manifest},
+        f"exported {count} recording(s) of {a.org} to {a.out} ({manifest['format']})",
+    )
+    return 0
+
+
+def _start(ctx: Context) -> int:
+    from kmsbridge.errors import InvalidRequest
+    from kmsbridge.export_job import start_export_job
+
+    a = ctx.args
+    if not a.items:
+        raise InvalidRequest("usage: kmsbridge export start ORG --source-bucket ... [KEYS...]")
+    org, keys = a.items[0], list(a.items[1:])
+    for name in ("source_bucket", "dest_bucket", "queue_url"):
+        if not getattr(a, name):
+            raise InvalidRequest(f"export start needs --{name.replace('_', '-')}")
+    target = _target(ctx)
+    if a.source_prefix is not None:
+        keys += _list_keys(ctx, a.source_bucket, a.source_prefix)
+    job = start_export_job(
+        ctx.clients,
+        org=org,
+        source_bucket=a.source_bucket,
+        keys=keys,
+        dest_bucket=a.dest_bucket,
+        queue_url=a.queue_url,
+        target=target,
+        dest_prefix=a.dest_prefix,
+        batch_size=a.batch_size,
+    )
+    ctx.emit(
+        {"job": job.uri, "org": org, "recordings": len(set(keys))},
+        f"started export job {job.uri} for {len(set(keys))} recording(s); "
+        f"follow it with: kmsbridge export status {job.uri}",
+    )
+    return 0
+
+
+def _list_keys(ctx: Context, bucket: str, prefix: str) -> list[str]:
+    from kmsbridge.export_job import aws_errors
+
+    s3 = ctx.clients.client("s3")
+    with aws_errors(f"s3://{bucket}/{prefix}"):
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def _status(ctx: Context) -> int:
+    from kmsbridge.errors import InvalidRequest
+    from kmsbridge.export_job import export_status
+
+    if len(ctx.args.items) != 1:
+        raise InvalidRequest("usage: kmsbridge export status s3://BUCKET/PREFIX/JOB")
+    status = export_status(ctx.clients, ctx.args.items[0])
+    text = (
+        f"{status['job']}: {status['state']}, {status['batches_done']}/{status['batches']} "
+        f"batches, {status['exported']} exported, {status['failed']} failed "
+        f"of {status['recordings']} recording(s)"
+    )
+    if status["manifest"]:
+        text += f"; manifest {status['manifest']}"
+    ctx.emit(status, text)
+    return 0
