@@ -36,7 +36,7 @@ from kmsbridge.speech import speech_like_wav
 from kmsbridge.store import KekRecord, KeyStore
 
 ORG = "acme"
-TABLE = "kmsbridge-demo"
+TABLE_PREFIX = "kmsbridge-demo-"
 REGION = "us-east-1"
 DEFAULT_MAX_AGE_SECONDS = 2.0
 MAX_MAX_AGE_SECONDS = 30.0  # the demo waits this long in real time
@@ -138,7 +138,8 @@ def run(
     started = time.monotonic()
     with embedded_aws(REGION) as endpoint, _workdir(keep) as workdir, _audit_to(narrator):
         clients = AwsClients(AwsSettings(region=REGION, endpoint_url=endpoint))
-        store = KeyStore(clients.client("dynamodb"), TABLE)
+        # moto's state is per process: a fresh table name lets a process run the demo twice.
+        store = KeyStore(clients.client("dynamodb"), TABLE_PREFIX + os.urandom(3).hex())
         world = DemoWorld(endpoint, clients, KekWrapper(clients), store, workdir)
         narrator.say(f"kmsbridge demo: an embedded AWS (moto) at {endpoint}; real calls only.")
         outcomes = Story(world, narrator, player_factory, rotate, max_age).tell()
@@ -187,7 +188,7 @@ class Story:
         self.w.key_arn = created["KeyMetadata"]["Arn"]
         self.n.detail(self.w.key_arn)
         self._row("customer KMS key", "created")
-        self.n.step(f"The platform creates the key table {TABLE!r} and adds org {ORG!r}")
+        self.n.step(f"The platform creates the key table {self.w.store.table!r}, adds org {ORG!r}")
         self.w.store.create_table()
         before = self.w.kms.kms_calls
         _, kek = create_org(self.w.store, self.w.kms, ORG, [self.w.key_arn])

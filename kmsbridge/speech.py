@@ -106,8 +106,8 @@ class _Resonator:
 
     def __init__(self, frequency: float, bandwidth: float, rate: int) -> None:
         self.c = -math.exp(-2.0 * math.pi * bandwidth / rate)
-        self.b = 2.0 * math.exp(-math.pi * bandwidth / rate) * math.cos(
-            2.0 * math.pi * frequency / rate
+        self.b = (
+            2.0 * math.exp(-math.pi * bandwidth / rate) * math.cos(2.0 * math.pi * frequency / rate)
         )
         self.a = 1.0 - self.b - self.c
         self.y1 = self.y2 = 0.0
