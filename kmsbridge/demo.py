@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -33,7 +33,7 @@ from kmsbridge.kms import KekWrapper
 from kmsbridge.lifecycle import create_org, iso, make_kek, utcnow
 from kmsbridge.recordings import RecordingInfo, decrypt_file, encrypt_file, read_header
 from kmsbridge.speech import speech_like_wav
-from kmsbridge.store import KekRecord, KeyStore
+from kmsbridge.store import KeyStore
 
 ORG = "acme"
 TABLE_PREFIX = "kmsbridge-demo-"
@@ -51,6 +51,7 @@ class DemoWorld:
     kms: KekWrapper
     store: KeyStore
     workdir: Path
+    narrator: Narrator
     key_arn: str = ""
     org: str = ORG
 
@@ -72,7 +73,7 @@ class Player(Protocol):
 
 
 PlayerFactory = Callable[[DemoWorld, float], Player]
-Rotate = Callable[[DemoWorld], KekRecord]
+Rotate = Callable[[DemoWorld], str]  # returns the new active KEK id
 
 
 class DecryptorPlayer:
@@ -87,13 +88,13 @@ class DecryptorPlayer:
         return decrypt_file(source, target, org=org, data_keys=self.decryptor)
 
 
-def rotate_active_kek(world: DemoWorld) -> KekRecord:
+def rotate_active_kek(world: DemoWorld) -> str:
     """A new active KEK under the org's KMS keys; the previous one retired (decrypt only)."""
     now = utcnow()
     org = world.store.get_org(world.org)
     kek = make_kek(world.kms, org=world.org, kms_key_arns=org.kms_keys, now=now)
     world.store.activate(org, kek, iso(now))
-    return kek
+    return kek.kek_id
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,10 @@ def run(
         clients = AwsClients(AwsSettings(region=REGION, endpoint_url=endpoint))
         # moto's state is per process: a fresh table name lets a process run the demo twice.
         store = KeyStore(clients.client("dynamodb"), TABLE_PREFIX + os.urandom(3).hex())
-        world = DemoWorld(endpoint, clients, KekWrapper(clients), store, workdir)
+        world = DemoWorld(endpoint, clients, KekWrapper(clients), store, workdir, narrator)
         narrator.say(f"kmsbridge demo: an embedded AWS (moto) at {endpoint}; real calls only.")
-        outcomes = Story(world, narrator, player_factory, rotate, max_age).tell()
+        with _environment(KMSBRIDGE_TABLE=store.table, KMSBRIDGE_MAX_AGE_SECONDS=f"{max_age:g}"):
+            outcomes = Story(world, narrator, player_factory, rotate, max_age).tell()
         if keep is not None:
             narrator.say(f"\nThe call, its recordings and bundles are in {workdir}.")
     _summary(narrator, outcomes, time.monotonic() - started)
@@ -263,17 +265,17 @@ class Story:
 
     def rotate_and_replay(self, player: Player, first: Path) -> None:
         self.n.step("The platform rotates the org's KEK")
-        kek = self.rotate(self.w)
+        kek_id = self.rotate(self.w)
         states = {k.kek_id: k.state for k in self.w.store.list_keks(ORG)}
-        for kek_id, state in sorted(states.items(), key=lambda item: item[1]):
-            self.n.detail(f"KEK {kek_id[:16]}… {state}")
-        if states.get(kek.kek_id) != "active" or list(states.values()).count("active") != 1:
+        for listed, state in sorted(states.items(), key=lambda item: item[1]):
+            self.n.detail(f"KEK {listed[:16]}… {state}")
+        if states.get(kek_id) != "active" or list(states.values()).count("active") != 1:
             raise InternalError("rotation did not leave exactly one active KEK, the new one")
-        self._row("rotate KEK", f"new KEK {kek.kek_id[:12]}…")
+        self._row("rotate KEK", f"new KEK {kek_id[:12]}…")
         second = self.record("call-2")
         old = self.play(player, first, "play call-1 (retired KEK)")
         new = self.play(player, second, "play call-2 (new KEK)")
-        if new.kek_id != kek.kek_id or old.kek_id == kek.kek_id:
+        if new.kek_id != kek_id or old.kek_id == kek_id:
             raise InternalError("the recordings do not name the KEKs they should")
 
     # ------------------------------------------------------------ helpers
@@ -326,13 +328,29 @@ def _audit_to(narrator: Narrator) -> Iterator[None]:
         log.propagate = saved[1]
 
 
-@contextmanager
-def _aws_switched_off() -> Iterator[None]:
+def _aws_switched_off() -> AbstractContextManager[None]:
     """No credentials and an endpoint that answers nothing: any AWS call would fail."""
-    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
-    saved = {name: os.environ.pop(name, None) for name in names}
-    os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # the discard port: nothing there
+    return _environment(
+        AWS_ACCESS_KEY_ID=None,
+        AWS_SECRET_ACCESS_KEY=None,
+        AWS_SESSION_TOKEN=None,
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",  # the discard port: nothing listens there
+    )
+
+
+@contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    """Set (or, for None, remove) environment variables for the block, then restore them.
+
+    The decryptor (library or Lambda handler) reads its settings from the environment, as
+    it does in production: KMSBRIDGE_TABLE, KMSBRIDGE_MAX_AGE_SECONDS.
+    """
+    saved = {name: os.environ.get(name) for name in values}
     try:
+        for name, value in values.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
         yield
     finally:
         for name, value in saved.items():
