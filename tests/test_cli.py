@@ -258,6 +258,7 @@ def test_usage_errors_global_options_and_unreachable_aws(moto_server: str, tmp_p
         ("org",),
         ("org", "add", "acme"),
         ("--output", "yaml", "table", "create"),
+        ("demo", "--max-age", "31"),
         ("--endpoint-url", "http://127.0.0.1:9", "keys", "public", "acme", "-o", tmp_path / "b"),
         ("table", "create", "--table", f"cli-late-{os.urandom(3).hex()}", "--output", "json"),
         ("--debug", "decrypt", "--org", "acme", tmp_path / "missing", tmp_path / "out"),
@@ -265,10 +266,12 @@ def test_usage_errors_global_options_and_unreachable_aws(moto_server: str, tmp_p
     for run in runs[:5]:
         assert_fails(run, "INVALID_REQUEST")
         assert "--help')" in run.err
-    assert_fails(runs[5], "INTERNAL")
-    assert "unreachable" in runs[5].err
-    assert runs[6].code == 0 and runs[6].json()["created"] is True  # type: ignore[index]
-    debug = runs[7]  # --debug: the traceback, then the same one line last
+    assert_fails(runs[5], "INVALID_REQUEST")
+    assert "max age must be 0 to 30 seconds" in runs[5].err
+    assert_fails(runs[6], "INTERNAL")
+    assert "unreachable" in runs[6].err
+    assert runs[7].code == 0 and runs[7].json()["created"] is True  # type: ignore[index]
+    debug = runs[8]  # --debug: the traceback, then the same one line last
     assert debug.code == exit_codes.NOT_FOUND and "Traceback" in debug.err
     assert debug.err.splitlines()[-1].startswith("error: NOT_FOUND: ")
 

@@ -59,14 +59,15 @@ def encrypt(ctx: Context) -> int:
     from kmsbridge.recordings import encrypt_file
 
     a = ctx.args
+    folder = Path(a.source).is_dir()
+    if not folder and not a.recording_id:
+        raise InvalidRequest("--recording-id is required to encrypt a file")
     if a.public_keys:
         public = read_bundle(a.public_keys, a.org)
     else:
         public = public_key_for_encryption(ctx.store, a.org)
-    if Path(a.source).is_dir():
+    if folder:
         return encrypt_folder(ctx, public)
-    if not a.recording_id:
-        raise InvalidRequest("--recording-id is required to encrypt a file")
     info = encrypt_file(
         a.source,
         a.target,
