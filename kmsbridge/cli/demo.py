@@ -64,6 +64,13 @@ def register(subparsers: Any) -> None:
 
 
 def run_demo(ctx: Context) -> int:
+    if importlib.util.find_spec("moto") is None:
+        from kmsbridge.errors import InvalidRequest
+
+        raise InvalidRequest(
+            "the demo runs on moto, which is not installed here: "
+            "pip install 'moto[server]==5.2.5' (or use make demo)"
+        )
     from kmsbridge import demo
 
     story_out = sys.stderr if ctx.output == "json" else sys.stdout
