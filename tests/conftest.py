@@ -8,6 +8,7 @@ RSA keys are generated at test time, never committed.
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +46,19 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def restore_kmsbridge_loggers() -> Iterator[None]:
+    """Undo what a test's handler set on our loggers (the Lambda's logging set-up turns off
+    propagation for good), so a later test's caplog still sees audit lines."""
+    loggers = [logging.getLogger(name) for name in ("kmsbridge.audit", "kmsbridge.lambda")]
+    saved = [(log, log.level, log.propagate, list(log.handlers)) for log in loggers]
+    yield
+    for log, level, propagate, handlers in saved:
+        log.setLevel(level)
+        log.propagate = propagate
+        log.handlers[:] = handlers
 
 
 @pytest.fixture

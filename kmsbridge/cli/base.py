@@ -8,13 +8,23 @@ import os
 import sys
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from kmsbridge.cli import exit_codes
 
 if TYPE_CHECKING:  # the heavy imports wait until a command runs, so --help stays fast
     from kmsbridge.aws import AwsClients
     from kmsbridge.decryptor import Decryptor
     from kmsbridge.kms import KekWrapper
     from kmsbridge.store import KeyStore
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as the one line every other failure prints."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: INVALID_REQUEST: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(exit_codes.USAGE)
 
 
 def global_options() -> argparse.ArgumentParser:

@@ -1,10 +1,15 @@
-"""``kmsbridge encrypt`` and ``kmsbridge decrypt`` for recording files."""
+"""``kmsbridge encrypt`` and ``kmsbridge decrypt`` for recording files and folders."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from kmsbridge.cli.base import Context, add_command
+from kmsbridge.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from kmsbridge.keks import KekPublicKey
 
 
 def register(subparsers: Any) -> None:
@@ -12,7 +17,11 @@ def register(subparsers: Any) -> None:
         subparsers, "encrypt", "encrypt a recording with the org's KEK public key (no KMS call)"
     )
     enc.add_argument("--org", required=True)
-    enc.add_argument("--recording-id", required=True)
+    enc.add_argument(
+        "--recording-id",
+        help="the recording's id (required for a file); for a folder, a prefix to the ids, "
+        "which are the files' relative paths",
+    )
     enc.add_argument(
         "--public-keys",
         metavar="BUNDLE",
@@ -25,16 +34,22 @@ def register(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="extra encryption context, e.g. kmsbridge:media=audio/wav (repeatable)",
     )
-    enc.add_argument("source", metavar="IN", help="recording to encrypt")
-    enc.add_argument("target", metavar="OUT", help="encrypted recording to write")
+    enc.add_argument("source", metavar="IN", help="recording to encrypt, or a folder of them")
+    enc.add_argument(
+        "target", metavar="OUT", help="encrypted recording to write (a folder for a folder)"
+    )
     enc.set_defaults(handler=encrypt)
 
     dec = add_command(
         subparsers, "decrypt", "decrypt a recording; the KEK is unwrapped just in time by KMS"
     )
     dec.add_argument("--org", required=True)
-    dec.add_argument("source", metavar="IN", help="encrypted recording")
-    dec.add_argument("target", metavar="OUT", help="plaintext to write (appears only if whole)")
+    dec.add_argument("source", metavar="IN", help="encrypted recording, or a folder of them")
+    dec.add_argument(
+        "target",
+        metavar="OUT",
+        help="plaintext to write, appearing only if whole (a folder for a folder)",
+    )
     dec.set_defaults(handler=decrypt)
 
 
@@ -44,10 +59,15 @@ def encrypt(ctx: Context) -> int:
     from kmsbridge.recordings import encrypt_file
 
     a = ctx.args
+    folder = Path(a.source).is_dir()
+    if not folder and not a.recording_id:
+        raise InvalidRequest("--recording-id is required to encrypt a file")
     if a.public_keys:
         public = read_bundle(a.public_keys, a.org)
     else:
         public = public_key_for_encryption(ctx.store, a.org)
+    if folder:
+        return encrypt_folder(ctx, public)
     info = encrypt_file(
         a.source,
         a.target,
@@ -73,6 +93,8 @@ def decrypt(ctx: Context) -> int:
     from kmsbridge.recordings import decrypt_file
 
     a = ctx.args
+    if Path(a.source).is_dir():
+        return decrypt_folder(ctx)
     info = decrypt_file(a.source, a.target, org=a.org, data_keys=ctx.decryptor)
     ctx.emit(
         {
@@ -87,9 +109,44 @@ def decrypt(ctx: Context) -> int:
     return 0
 
 
-def parse_metadata(pairs: list[str]) -> dict[str, str]:
-    from kmsbridge.errors import InvalidRequest
+def encrypt_folder(ctx: Context, public: KekPublicKey) -> int:
+    from kmsbridge.cli.folders import encrypted_name, recording_id_for, run_folder
+    from kmsbridge.recordings import encrypt_file
 
+    a = ctx.args
+    metadata = parse_metadata(a.metadata)
+    return run_folder(
+        ctx,
+        verb="encrypted",
+        rename=encrypted_name,
+        one=lambda source, target, relative: encrypt_file(
+            source,
+            target,
+            public_key=public,
+            org=a.org,
+            recording_id=recording_id_for(relative, a.recording_id),
+            metadata=metadata,
+        ),
+    )
+
+
+def decrypt_folder(ctx: Context) -> int:
+    from kmsbridge.cli.folders import decrypted_name, run_folder
+    from kmsbridge.recordings import decrypt_file
+
+    if getattr(ctx.args, "range", None):
+        raise InvalidRequest("--range applies to one recording, not to a folder")
+    return run_folder(
+        ctx,
+        verb="decrypted",
+        rename=decrypted_name,
+        one=lambda source, target, _: decrypt_file(
+            source, target, org=ctx.args.org, data_keys=ctx.decryptor
+        ),
+    )
+
+
+def parse_metadata(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

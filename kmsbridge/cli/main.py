@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
 from kmsbridge import __version__
 from kmsbridge.cli import exit_codes
-from kmsbridge.cli.base import COMMON, Context
+from kmsbridge.cli.base import COMMON, Context, Parser
 
 # Command modules, in the order --help lists them. Each has register(subparsers) and
 # imports nothing heavy at module level.
@@ -30,10 +31,12 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kmsbridge",
         parents=[COMMON],
         description="Customer-held AWS KMS keys for encrypted call recordings.",
+        epilog=exit_status_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kmsbridge {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -75,11 +78,33 @@ def run(args: argparse.Namespace, debug: bool) -> int:
         return fail("NOT_FOUND", f"{exc.filename} does not exist", debug)
     except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         return fail("INVALID_REQUEST", f"{exc.filename}: {exc.strerror}", debug)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):  # `kmsbridge ... | head`: the reader left
+            return quiet_broken_pipe()
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail("INTERNAL", f"{where}{exc.strerror or type(exc).__name__}", debug)
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
+        sys.stderr.write("error: INTERRUPTED: stopped by the user\n")
         return exit_codes.INTERRUPTED
-    except Exception:
-        return fail("INTERNAL", "unexpected failure (run with --debug for details)", debug)
+    except Exception as exc:
+        name = type(exc).__name__  # never str(exc): it might quote data
+        return fail("INTERNAL", f"unexpected {name} (run with --debug for details)", debug)
+
+
+def quiet_broken_pipe() -> int:
+    # Python would complain again when it flushes stdout at exit; point it at devnull.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return exit_codes.INTERNAL
+
+
+def exit_status_help() -> str:
+    """The named exit statuses, for the end of ``kmsbridge --help``."""
+    by_status = sorted(exit_codes.BY_ERROR_CODE.items(), key=lambda item: item[1])
+    notes = {exit_codes.USAGE: " (and usage errors)"}
+    rows = [f"  {status:3d}  {code}{notes.get(status, '')}" for code, status in by_status]
+    rows.append(f"  {exit_codes.INTERRUPTED:3d}  INTERRUPTED (Ctrl-C)")
+    return "exit status:\n    0  OK\n" + "\n".join(rows)
 
 
 def fail(code: str, message: str, debug: bool) -> int:
