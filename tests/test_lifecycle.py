@@ -125,7 +125,9 @@ def test_an_expired_kek_is_rotated_first_when_the_caller_allows_it(world: World)
     )
     assert again.kek_id == public.kek_id  # still fresh: no second rotation
     with pytest.raises(InvalidRequest, match="KMS access"):
-        public_key_for_encryption(world.store, world.org, now=later + 91 * DAY, rotate_if_expired=True)
+        public_key_for_encryption(
+            world.store, world.org, now=later + 91 * DAY, rotate_if_expired=True
+        )
 
 
 def test_rotate_if_due_follows_the_cryptoperiod_and_the_lead(world: World) -> None:
@@ -142,8 +144,15 @@ def test_the_lead_never_exceeds_half_the_period(world: World, aws: Any) -> None:
 
     create_org(one_day, world.wrapper, "daily", [world.key_arn], cryptoperiod_days=1, now=FIXED_NOW)
     lead = timedelta(hours=24)
-    assert rotate_if_due(one_day, world.wrapper, "daily", now=FIXED_NOW + timedelta(hours=11), lead=lead) is None
-    assert rotate_if_due(one_day, world.wrapper, "daily", now=FIXED_NOW + timedelta(hours=12), lead=lead)
+    assert (
+        rotate_if_due(
+            one_day, world.wrapper, "daily", now=FIXED_NOW + timedelta(hours=11), lead=lead
+        )
+        is None
+    )
+    assert rotate_if_due(
+        one_day, world.wrapper, "daily", now=FIXED_NOW + timedelta(hours=12), lead=lead
+    )
 
 
 def test_scheduled_rotation_rotates_only_due_orgs_and_isolates_failures(
@@ -154,12 +163,18 @@ def test_scheduled_rotation_rotates_only_due_orgs_and_isolates_failures(
     kms = world.kms_client
     yearly_key = kms.create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
     broken_key = kms.create_key()["KeyMetadata"]  # type: ignore[attr-defined]
-    create_org(world.store, world.wrapper, "yearly", [yearly_key], cryptoperiod_days=365, now=FIXED_NOW)
+    create_org(
+        world.store, world.wrapper, "yearly", [yearly_key], cryptoperiod_days=365, now=FIXED_NOW
+    )
     create_org(world.store, world.wrapper, "broken", [broken_key["Arn"]], now=FIXED_NOW)
     kms.disable_key(KeyId=broken_key["KeyId"])  # type: ignore[attr-defined]
 
     quiet = rotate_due_orgs(world.store, world.wrapper, now=FIXED_NOW + 89 * DAY)
-    assert (quiet.rotated, set(quiet.current), quiet.failed) == ((), {"acme", "broken", "yearly"}, ())
+    assert (quiet.rotated, set(quiet.current), quiet.failed) == (
+        (),
+        {"acme", "broken", "yearly"},
+        (),
+    )
 
     report = rotate_due_orgs(world.store, world.wrapper, now=FIXED_NOW + 90 * DAY)
     assert [r.org for r in report.rotated] == ["acme"]
@@ -216,14 +231,20 @@ def test_destroy_shreds_and_the_decryptor_says_destroyed_on_purpose(world: World
     stored = world.store.get_kek(world.org, world.kek_id)
     assert stored == tomb
     assert (stored.state, stored.wrapped_private_key) == ("destroyed", None)
-    assert (stored.destroyed_at, stored.destroyed_by) == (iso(stamp), "arn:aws:iam::123456789012:user/ops")
+    assert (stored.destroyed_at, stored.destroyed_by) == (
+        iso(stamp),
+        "arn:aws:iam::123456789012:user/ops",
+    )
     assert KekPublicKey.from_der(stored.public_key).kek_id == world.kek_id  # the tombstone
     with pytest.raises(NotFound, match="destroyed on purpose"):
         play(world, blob)
     world.clock.advance(61)  # the warm decryptor forgets the KEK after its maximum age
     with pytest.raises(NotFound, match="destroyed on purpose"):
         play(world, blob, warm)
-    assert destroy(world.store, world.org, world.kek_id, confirm=world.kek_id, destroyed_by="x") == tomb
+    assert (
+        destroy(world.store, world.org, world.kek_id, confirm=world.kek_id, destroyed_by="x")
+        == tomb
+    )
     with pytest.raises(InvalidRequest, match="already destroyed"):
         retire(world.store, world.org, world.kek_id)
 

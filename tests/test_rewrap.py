@@ -72,7 +72,9 @@ def history(world: World) -> dict[bytes, bytes]:
     destroy(world.store, world.org, shredded, confirm=shredded, destroyed_by="test")
     public = public_key_for_encryption(world.store, world.org, now=FIXED_NOW + 2 * DAY)
     out = io.BytesIO()
-    encrypt_stream(io.BytesIO(b"third call"), out, public_key=public, org=world.org, recording_id="r3")
+    encrypt_stream(
+        io.BytesIO(b"third call"), out, public_key=public, org=world.org, recording_id="r3"
+    )
     recordings[out.getvalue()] = b"third call"
     return recordings
 
@@ -90,7 +92,11 @@ def test_rewrap_moves_every_live_kek_and_the_org_to_the_new_keys(world: World) -
     new = [new_key(world), new_key(world)]
     steps: list[RewrapStep] = []
     result = rewrap_org(world.store, world.wrapper, world.org, new, progress=steps.append)
-    assert (result.count("rewrapped"), result.count("destroyed"), result.count("already")) == (2, 1, 0)
+    assert (result.count("rewrapped"), result.count("destroyed"), result.count("already")) == (
+        2,
+        1,
+        0,
+    )
     assert [(s.index, s.total) for s in steps] == [(1, 3), (2, 3), (3, 3)]
     assert_all_on(world, new)
     disable(world, world.key_arn)  # the old key is no longer needed by anything
@@ -157,7 +163,9 @@ def test_a_rotation_during_the_rewrap_is_picked_up(world: World) -> None:
 
     def rotate_once(step: RewrapStep) -> None:
         if not rotated:  # the rotation wraps its KEK under the org's old keys
-            rotated.append(rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + 5 * DAY).active_kek)
+            rotated.append(
+                rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + 5 * DAY).active_kek
+            )
 
     result = rewrap_org(world.store, world.wrapper, world.org, new, progress=rotate_once)
     assert result.outcomes[rotated[0]] == "rewrapped"
