@@ -133,6 +133,18 @@ def test_rewrap_then_the_old_key_can_go(
     assert listed["kms_keys"] == [new]
 
 
+def test_rewrap_shows_progress_on_a_terminal(
+    org: dict[str, Any], aws: AwsClients, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(capsys, "kek", "rotate", "acme")
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    new = aws.client("kms").create_key()["KeyMetadata"]["Arn"]
+    assert main(["kek", "rewrap", "acme", "--kms-key", new]) == 0
+    shown = terminal.getvalue()
+    assert "[1/2] KEK " in shown and "[2/2] KEK " in shown and "rewrapped" in shown
+
+
 def test_rewrap_all_orgs_selects_by_old_key_and_queues_jobs(
     org: dict[str, Any], aws: AwsClients, capsys: Any
 ) -> None:
