@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kmsbridge.audit import audit
-from kmsbridge.errors import InvalidRequest, KmsBridgeError
+from kmsbridge.errors import InvalidRequest, KmsBridgeError, NotFound
 from kmsbridge.formats import DEFAULT_KEK_BITS, KEK_KEY_SIZES, validate_kek_id, validate_org
 from kmsbridge.keks import KekPublicKey, generate_kek, load_unwrapped_private_key, private_key_pkcs8
 from kmsbridge.kms import KekWrapper, validate_key_arns
@@ -242,35 +242,46 @@ def _bits(kek: KekRecord) -> int:
 
 @dataclass(frozen=True)
 class RotationReport:
-    """What a scheduled run did: rotated, not yet due, and failed (org, code, message)."""
+    """One scheduled run: rotated, not yet due, not in the table, failed (org, code, message)."""
 
     rotated: tuple[Rotation, ...] = ()
     current: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
     failed: tuple[tuple[str, str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rotated": [vars(r) for r in self.rotated],
             "current": list(self.current),
+            "missing": list(self.missing),
             "failed": [{"org": o, "code": c, "message": m} for o, c, m in self.failed],
         }
 
 
 def rotate_due_orgs(
-    store: KeyStore, kms: KekWrapper, *, now: datetime, lead: timedelta = timedelta(0)
+    store: KeyStore,
+    kms: KekWrapper,
+    *,
+    now: datetime,
+    lead: timedelta = timedelta(0),
+    orgs: Sequence[str] | None = None,
 ) -> RotationReport:
-    """Rotate every org whose active KEK's period ends before ``now + lead``.
+    """Rotate each org whose active KEK's period ends before ``now + lead``.
 
-    One org's failure does not stop the others. An org another writer rotated at the same
-    moment counts as current: it has a fresh KEK either way.
+    ``orgs`` names the orgs to look at (a role limited to some orgs cannot scan the
+    table); by default every org in the table. One org's failure does not stop the
+    others. An org another writer rotated at the same moment counts as current: it has a
+    fresh KEK either way. A named org not in the table (not added yet) is ``missing``.
     """
-    rotated, current, failed = [], [], []
-    for org_record in store.list_orgs():
-        org = org_record.org
+    rotated, current, missing, failed = [], [], [], []
+    for org in orgs if orgs is not None else [o.org for o in store.list_orgs()]:
         try:
             done = rotate_if_due(store, kms, org, now=now, lead=lead)
         except ConflictError:
             done = None
+        except NotFound:
+            missing.append(org)
+            continue
         except KmsBridgeError as exc:
             failed.append((org, exc.code, exc.message))
             continue
@@ -278,7 +289,15 @@ def rotate_due_orgs(
             current.append(org)
         else:
             rotated.append(done)
-    return RotationReport(tuple(rotated), tuple(current), tuple(failed))
+    return RotationReport(tuple(rotated), tuple(current), tuple(missing), tuple(failed))
+
+
+def orgs_from_env() -> list[str] | None:
+    """``KMSBRIDGE_ALLOWED_ORGS`` (comma-separated org ids) when set, else None (every org)."""
+    raw = os.environ.get("KMSBRIDGE_ALLOWED_ORGS", "").strip()
+    if not raw:
+        return None
+    return [validate_org(o.strip()) for o in raw.split(",") if o.strip()]
 
 
 # ---------------------------------------------------------------- retire and destroy

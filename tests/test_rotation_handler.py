@@ -70,6 +70,20 @@ def test_the_handler_rotates_what_is_due_by_the_real_clock(
     assert handler.handler({}, None)["rotated"] == []  # the next run has nothing to do
 
 
+def test_the_handler_looks_only_at_the_orgs_it_serves(
+    world: World, aws: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = aws.client("kms").create_key()["KeyMetadata"]["Arn"]
+    for org in ("served", "other"):
+        create_org(world.store, world.wrapper, org, [key], now=utcnow() - 91 * DAY)
+    monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
+    monkeypatch.setenv("KMSBRIDGE_ALLOWED_ORGS", "served, not-added-yet")
+    report = load_handler("rotation").handler({}, None)
+    assert [r["org"] for r in report["rotated"]] == ["served"]
+    assert (report["current"], report["missing"]) == ([], ["not-added-yet"])
+    assert world.store.get_org("other").version == 1  # not served: not even looked at
+
+
 def test_the_handler_fails_the_invocation_when_an_org_failed(
     world: World, aws: AwsClients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
