@@ -57,6 +57,7 @@ class ImportResult:
 
 def export_org(store: KeyStore, org: str, *, now: datetime | None = None) -> dict[str, Any]:
     """The org's settings and KEK items (wrapped keys as they are) with a checksum."""
+    started = time.perf_counter()
     org_record, keks = _consistent_read(store, validate_org(org))
     items = [org_to_item(org_record), *(kek_to_item(k) for k in keks)]
     body = {
@@ -65,6 +66,8 @@ def export_org(store: KeyStore, org: str, *, now: datetime | None = None) -> dic
         "exported_at": iso(now or utcnow()),
         "items": [_to_json(i) for i in items],
     }
+    duration = (time.perf_counter() - started) * 1000
+    audit(op="kek-export", org=org, outcome="ok", duration_ms=duration, keks=len(keks))
     return body | {"checksum": checksum(body)}
 
 

@@ -280,3 +280,23 @@ def test_inventory_marks_a_disabled_kms_key_unusable(world: World) -> None:
     report = inventory(world.store, world.wrapper, world.org, now=FIXED_NOW)
     assert [(s.state, s.usable) for s in report.key_status] == [("Disabled", False)]
     assert report.keks[0].kms_key_usable is False
+
+
+def test_each_lifecycle_change_is_one_audit_line_without_key_material(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import base64
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="kmsbridge.audit")
+    done = rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY)
+    tomb = destroy(world.store, world.org, world.kek_id, confirm=world.kek_id, destroyed_by="ops")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kmsbridge.audit"]
+    ops = [(line["op"], line["kek"], line["outcome"]) for line in lines]
+    assert ops == [("kek-rotate", done.active_kek, "ok"), ("kek-destroy", world.kek_id, "ok")]
+    assert lines[0]["retired_kek"] == world.kek_id and lines[1]["destroyed_by"] == "ops"
+    blob = world.store.get_kek(world.org, done.active_kek).wrapped_private_key
+    assert blob is not None and tomb.wrapped_private_key is None
+    text = caplog.text
+    assert base64.b64encode(blob[:24]).decode() not in text and blob[:24].hex() not in text
