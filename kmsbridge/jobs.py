@@ -20,20 +20,22 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kmsbridge.aws import AwsClients, AwsSettings
+from kmsbridge.decryptor import Decryptor, max_age_from_env
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
 from kmsbridge.formats import validate_org
 from kmsbridge.kms import KekWrapper, validate_key_arns
 from kmsbridge.rewrap import RewrapResult, rewrap_org
 from kmsbridge.store import DEFAULT_TABLE, KeyStore
 
-log = logging.getLogger("kmsbridge.jobs")
+# Under kmsbridge.lambda: the Lambda handlers send that logger to stdout as plain lines.
+log = logging.getLogger("kmsbridge.lambda.jobs")
 
 JobTable = Mapping[str, Callable[[dict[str, Any]], object]]
 SQS_BATCH_LIMIT = 10
 
 
 class Services:
-    """The clients, key table and KEK wrapper of a Lambda container: made once, reused warm."""
+    """A Lambda container's clients, key table, KEK wrapper and decryptor: made once, reused."""
 
     @cached_property
     def clients(self) -> AwsClients:
@@ -47,6 +49,10 @@ class Services:
     @cached_property
     def kms(self) -> KekWrapper:
         return KekWrapper(self.clients)
+
+    @cached_property
+    def decryptor(self) -> Decryptor:
+        return Decryptor(self.store, self.kms, max_age=max_age_from_env())
 
 
 # ---------------------------------------------------------------- producing

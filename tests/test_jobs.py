@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +31,21 @@ def load_handler(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True)
+def lambda_logging() -> Iterator[None]:
+    """Undo what a handler's configure_logging() does to process-wide loggers, after the test."""
+    names = ("kmsbridge.audit", "kmsbridge.lambda", "botocore", "boto3", "urllib3", "s3transfer")
+    saved = {
+        n: (g.handlers[:], g.level, g.propagate) for n in names for g in [logging.getLogger(n)]
+    }
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 @pytest.fixture
@@ -158,7 +175,23 @@ def test_enqueue_sends_in_batches_of_ten(queue: tuple[Any, str, str]) -> None:
 
 def test_adding_a_job_type_is_one_entry(aws: AwsClients) -> None:
     jobs = load_handler("jobs")
-    assert set(jobs.JOBS) == {"rewrap"}
+    assert set(jobs.JOBS) == {"rewrap", "export"}
     table = {**jobs.JOBS, "export": lambda body: None}
     record = {"messageId": "m", "body": json.dumps({"type": "export", "org": "acme"})}
     assert process_batch({"Records": [record]}, table) == {"batchItemFailures": []}
+
+
+def test_the_jobs_lambda_runs_export_batches_too(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_export_job import Bench
+
+    bench = Bench(world, tmp_path, 3)
+    job = bench.start(list(bench.plain))
+    arn = bench.sqs.get_queue_attributes(QueueUrl=bench.queue, AttributeNames=["QueueArn"])
+    monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
+    event = sqs_event(bench.sqs, bench.queue, arn["Attributes"]["QueueArn"])
+    assert len(event["Records"]) == 2  # two batches of at most two recordings
+    assert load_handler("jobs").handler(event, None) == {"batchItemFailures": []}
+    manifest = bench.s3.get_object(Bucket="exports", Key=job.prefix + "manifest.json")
+    assert len(json.loads(manifest["Body"].read())["recordings"]) == 3

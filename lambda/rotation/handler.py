@@ -17,10 +17,11 @@ from typing import Any
 
 from kmsbridge.errors import InternalError
 from kmsbridge.jobs import Services
+from kmsbridge.lambda_telemetry import configure_logging
 from kmsbridge.lifecycle import orgs_from_env, rotate_due_orgs, rotation_lead_from_env, utcnow
 
-log = logging.getLogger("kmsbridge.rotation")
-logging.getLogger("kmsbridge").setLevel(logging.INFO)
+log = logging.getLogger("kmsbridge.lambda.rotation")
+configure_logging()
 services = Services()
 
 
