@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,21 +29,6 @@ def load_handler(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(autouse=True)
-def lambda_logging() -> Iterator[None]:
-    """Undo what a handler's configure_logging() does to process-wide loggers, after the test."""
-    names = ("kmsbridge.audit", "kmsbridge.lambda", "botocore", "boto3", "urllib3", "s3transfer")
-    saved = {
-        n: (g.handlers[:], g.level, g.propagate) for n in names for g in [logging.getLogger(n)]
-    }
-    yield
-    for name, (handlers, level, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from kmsbridge.aws import AwsClients
 from kmsbridge.errors import InternalError, InvalidRequest
 from kmsbridge.lifecycle import create_org, iso, rotate_due_orgs, rotation_lead_from_env, utcnow
 from tests.conftest import FIXED_NOW, World
-from tests.test_jobs import lambda_logging, load_handler
-
-__all__ = ["lambda_logging"]  # the autouse fixture applies here too
+from tests.test_jobs import load_handler
 
 DAY = timedelta(days=1)
 
