@@ -1,24 +1,44 @@
-"""The life of an org's KEKs: create, and the public key that encryptors may use.
+"""The life of an org's KEKs: create, rotate, retire, destroy, and what encryptors may use.
 
 Every new KEK is generated here, wrapped under the org's KMS keys, and unwrapped once and
 compared with its public key before it is stored: a blob that cannot be unwrapped is
 never written. Time is passed in (``now``), so cryptoperiods are tested on a fixed clock.
+
+States: ``active`` (the one KEK new recordings use; at most one per org) -> ``retired``
+(decrypt only) -> ``destroyed`` (crypto-shredded: the wrapped private key is removed, a
+tombstone with the public key, when and who stays). Rotation is one transaction
+(``KeyStore.activate``): the new KEK's ``activated_at`` and the old one's ``retired_at``
+are the same instant, so the period each KEK was active is exact.
+Rewrapping lives in ``rewrap.py``, backups in ``backup.py``, the inventory in ``inventory.py``.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from kmsbridge.errors import InvalidRequest
-from kmsbridge.formats import DEFAULT_KEK_BITS, validate_org
+from kmsbridge.audit import audit
+from kmsbridge.errors import InvalidRequest, KmsBridgeError, NotFound
+from kmsbridge.formats import DEFAULT_KEK_BITS, KEK_KEY_SIZES, validate_kek_id, validate_org
 from kmsbridge.keks import KekPublicKey, generate_kek, load_unwrapped_private_key, private_key_pkcs8
 from kmsbridge.kms import KekWrapper, validate_key_arns
-from kmsbridge.store import DEFAULT_CRYPTOPERIOD_DAYS, KekRecord, KeyStore, OrgRecord
+from kmsbridge.store import (
+    DEFAULT_CRYPTOPERIOD_DAYS,
+    ConflictError,
+    KekRecord,
+    KeyStore,
+    OrgRecord,
+)
 
 MIN_CRYPTOPERIOD_DAYS = 1
 # NIST SP 800-57 Part 1, 5.3.6: one to two years for a public key-transport key.
 MAX_CRYPTOPERIOD_DAYS = 730
+# The scheduled rotation runs this long before a period ends (a daily schedule is never late).
+DEFAULT_ROTATION_LEAD_HOURS = 24
 
 
 def utcnow() -> datetime:
@@ -110,11 +130,30 @@ def not_after(org: OrgRecord, kek: KekRecord) -> datetime:
 
 
 def public_key_for_encryption(
-    store: KeyStore, org: str, *, now: datetime | None = None
+    store: KeyStore,
+    org: str,
+    *,
+    now: datetime | None = None,
+    rotate_if_expired: bool = False,
+    kms: KekWrapper | None = None,
 ) -> KekPublicKey:
-    """The org's active KEK public key, refused once it is past its cryptoperiod."""
+    """The org's active KEK public key, refused once it is past its cryptoperiod.
+
+    With ``rotate_if_expired`` (and ``kms``), an expired KEK is rotated first instead; if
+    another writer rotated at the same moment, its new KEK is used.
+    """
+    now = now or utcnow()
     org_record, kek = store.active_kek(validate_org(org))
-    check_not_expired(org, not_after(org_record, kek), now or utcnow())
+    until = not_after(org_record, kek)
+    if rotate_if_expired and now >= until:
+        if kms is None:
+            raise InvalidRequest("rotating an expired KEK needs KMS access (a KekWrapper)")
+        try:
+            kek = _rotate(store, kms, org_record, kek, now)[1]
+        except ConflictError:
+            org_record, kek = store.active_kek(org)
+        until = not_after(org_record, kek)
+    check_not_expired(org, until, now)
     return KekPublicKey.from_der(kek.public_key)
 
 
@@ -124,3 +163,210 @@ def check_not_expired(org: str, until: datetime, now: datetime) -> None:
             f"the active KEK of org {org!r} passed its cryptoperiod on {iso(until)}; "
             f"rotate it first: kmsbridge kek rotate {org}"
         )
+
+
+# ---------------------------------------------------------------- rotation
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """One rotation: ``retired_kek`` stopped and ``active_kek`` started at ``at``."""
+
+    org: str
+    retired_kek: str
+    active_kek: str
+    at: str
+
+
+def rotate(store: KeyStore, kms: KekWrapper, org: str, *, now: datetime | None = None) -> Rotation:
+    """Make a new active KEK under the org's KMS keys and retire the previous one, atomically.
+
+    Of two concurrent rotations exactly one wins; the other raises ``ConflictError`` and
+    stores nothing. The new KEK has the size of the one it replaces (at least 3072 bits).
+    """
+    org_record, active = store.active_kek(validate_org(org))
+    return _rotate(store, kms, org_record, active, now or utcnow())[0]
+
+
+def rotate_if_due(
+    store: KeyStore,
+    kms: KekWrapper,
+    org: str,
+    *,
+    now: datetime,
+    lead: timedelta = timedelta(0),
+) -> Rotation | None:
+    """Rotate when the active KEK's cryptoperiod ends before ``now + lead``; else None.
+
+    The lead is capped at half the cryptoperiod, so a short period is not rotated on
+    every run.
+    """
+    org_record, active = store.active_kek(validate_org(org))
+    lead = min(lead, timedelta(days=org_record.cryptoperiod_days) / 2)
+    if now + lead < not_after(org_record, active):
+        return None
+    return _rotate(store, kms, org_record, active, now)[0]
+
+
+def rotation_lead_from_env() -> timedelta:
+    """``KMSBRIDGE_ROTATION_LEAD_HOURS`` (default 24, 0-720): rotate this long before expiry."""
+    raw = os.environ.get("KMSBRIDGE_ROTATION_LEAD_HOURS", str(DEFAULT_ROTATION_LEAD_HOURS))
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not 0 <= hours <= 720:
+        raise InvalidRequest("KMSBRIDGE_ROTATION_LEAD_HOURS must be 0 to 720 hours")
+    return timedelta(hours=hours)
+
+
+def _rotate(
+    store: KeyStore, kms: KekWrapper, org_record: OrgRecord, active: KekRecord, now: datetime
+) -> tuple[Rotation, KekRecord]:
+    started = time.perf_counter()
+    org = org_record.org
+    try:
+        new = make_kek(kms, org=org, kms_key_arns=org_record.kms_keys, now=now, bits=_bits(active))
+        store.activate(org_record, new, iso(now))
+    except KmsBridgeError as exc:
+        _audit("kek-rotate", org, active.kek_id, exc.code, started)
+        raise
+    _audit("kek-rotate", org, new.kek_id, "ok", started, retired_kek=active.kek_id)
+    return Rotation(org, active.kek_id, new.kek_id, iso(now)), new
+
+
+def _bits(kek: KekRecord) -> int:
+    size = KekPublicKey.from_der(kek.public_key).key.key_size
+    return size if size in KEK_KEY_SIZES else DEFAULT_KEK_BITS
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """One scheduled run: rotated, not yet due, not in the table, failed (org, code, message)."""
+
+    rotated: tuple[Rotation, ...] = ()
+    current: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rotated": [vars(r) for r in self.rotated],
+            "current": list(self.current),
+            "missing": list(self.missing),
+            "failed": [{"org": o, "code": c, "message": m} for o, c, m in self.failed],
+        }
+
+
+def rotate_due_orgs(
+    store: KeyStore,
+    kms: KekWrapper,
+    *,
+    now: datetime,
+    lead: timedelta = timedelta(0),
+    orgs: Sequence[str] | None = None,
+) -> RotationReport:
+    """Rotate each org whose active KEK's period ends before ``now + lead``.
+
+    ``orgs`` names the orgs to look at (a role limited to some orgs cannot scan the
+    table); by default every org in the table. One org's failure does not stop the
+    others. An org another writer rotated at the same moment counts as current: it has a
+    fresh KEK either way. A named org not in the table (not added yet) is ``missing``.
+    """
+    rotated, current, missing, failed = [], [], [], []
+    for org in orgs if orgs is not None else [o.org for o in store.list_orgs()]:
+        try:
+            done = rotate_if_due(store, kms, org, now=now, lead=lead)
+        except ConflictError:
+            done = None
+        except NotFound:
+            missing.append(org)
+            continue
+        except KmsBridgeError as exc:
+            failed.append((org, exc.code, exc.message))
+            continue
+        if done is None:
+            current.append(org)
+        else:
+            rotated.append(done)
+    return RotationReport(tuple(rotated), tuple(current), tuple(missing), tuple(failed))
+
+
+def orgs_from_env() -> list[str] | None:
+    """``KMSBRIDGE_ALLOWED_ORGS`` (comma-separated org ids) when set, else None (every org)."""
+    raw = os.environ.get("KMSBRIDGE_ALLOWED_ORGS", "").strip()
+    if not raw:
+        return None
+    return [validate_org(o.strip()) for o in raw.split(",") if o.strip()]
+
+
+# ---------------------------------------------------------------- retire and destroy
+
+
+def retire(store: KeyStore, org: str, kek_id: str, *, now: datetime | None = None) -> KekRecord:
+    """Make a KEK decrypt-only. The org's active KEK is retired only by rotating.
+
+    The KEK is read before the org, so a KEK that a concurrent rotation just activated is
+    seen as the org's active one; the update is conditional on the KEK's version.
+    """
+    record = store.get_kek(validate_org(org), validate_kek_id(kek_id))
+    if store.get_org(org).active_kek == kek_id:
+        raise InvalidRequest(
+            f"KEK {kek_id[:12]}… is the active KEK of org {org!r}; rotating retires it: "
+            f"kmsbridge kek rotate {org}"
+        )
+    if record.state == "destroyed":
+        raise InvalidRequest(f"KEK {kek_id[:12]}… was already destroyed")
+    if record.state == "retired":
+        return record
+    started = time.perf_counter()
+    updated = store.update_kek(record, state="retired", retired_at=iso(now or utcnow()))
+    _audit("kek-retire", org, kek_id, "ok", started)
+    return updated
+
+
+def destroy(
+    store: KeyStore,
+    org: str,
+    kek_id: str,
+    *,
+    confirm: str | None,
+    destroyed_by: str,
+    now: datetime | None = None,
+) -> KekRecord:
+    """Crypto-shred a retired KEK: remove its wrapped private key, keep a tombstone.
+
+    ``confirm`` must be the KEK id itself, typed back. Recordings under the KEK can never
+    be played again; the decryptor answers NOT_FOUND saying it was destroyed on purpose.
+    Destroying a destroyed KEK changes nothing.
+    """
+    validate_org(org)
+    validate_kek_id(kek_id)
+    if confirm != kek_id:
+        raise InvalidRequest(
+            "destroying a KEK needs its full id typed back as confirmation "
+            f"(--confirm {kek_id}); nothing was changed"
+        )
+    record = store.get_kek(org, kek_id)
+    if record.state == "destroyed":
+        return record
+    if record.state != "retired" or store.get_org(org).active_kek == kek_id:
+        raise InvalidRequest(
+            f"only a retired KEK can be destroyed; KEK {kek_id[:12]}… is {record.state} "
+            f"(rotate, then retire it first)"
+        )
+    started = time.perf_counter()
+    tombstone = store.update_kek(
+        record,
+        state="destroyed",
+        wrapped_private_key=None,
+        destroyed_at=iso(now or utcnow()),
+        destroyed_by=destroyed_by,
+    )
+    _audit("kek-destroy", org, kek_id, "ok", started, destroyed_by=destroyed_by)
+    return tombstone
+
+
+def _audit(op: str, org: str, kek: str, outcome: str, started: float, **extra: Any) -> None:
+    duration = (time.perf_counter() - started) * 1000
+    audit(op=op, org=org, kek=kek, outcome=outcome, duration_ms=duration, **extra)

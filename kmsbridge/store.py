@@ -126,6 +126,11 @@ class KeyStore:
                 ]
             )
 
+    def put_new_org(self, org: OrgRecord) -> None:
+        """Add an org settings item alone (a restore from backup); never overwrites one."""
+        with _aws_errors(conflict=f"org {org.org!r} already exists"):
+            self.client.put_item(**self._put_new(org_to_item(org)))
+
     def put_new_kek(self, record: KekRecord) -> None:
         """Add a KEK item; never overwrites an existing one."""
         with _aws_errors(conflict=f"KEK {record.kek_id[:12]}… already exists"):

@@ -28,6 +28,11 @@ def register(subparsers: Any) -> None:
         help="public-key bundle from 'keys public': encrypt with no AWS access at all",
     )
     enc.add_argument(
+        "--rotate-if-expired",
+        action="store_true",
+        help="if the active KEK is past its cryptoperiod, rotate it first (needs KMS access)",
+    )
+    enc.add_argument(
         "--metadata",
         action="append",
         default=[],
@@ -64,6 +69,8 @@ def encrypt(ctx: Context) -> int:
         raise InvalidRequest("--recording-id is required to encrypt a file")
     if a.public_keys:
         public = read_bundle(a.public_keys, a.org)
+    elif a.rotate_if_expired:
+        public = public_key_for_encryption(ctx.store, a.org, rotate_if_expired=True, kms=ctx.kms)
     else:
         public = public_key_for_encryption(ctx.store, a.org)
     if folder:

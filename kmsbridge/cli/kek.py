@@ -1,0 +1,278 @@
+"""``kmsbridge kek``: inventory, rotate, rewrap, retire, destroy, export and import KEKs."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from kmsbridge.cli.base import Context, add_command, add_group
+
+if TYPE_CHECKING:
+    from kmsbridge.rewrap import RewrapStep
+
+
+def register(subparsers: Any) -> None:
+    group = add_group(subparsers, "kek", "an org's KEKs: inventory, rotation, rewrap, backup")
+
+    ls = add_command(group, "list", "every KEK of an org, its state, ages and KMS keys")
+    ls.add_argument("org")
+    ls.set_defaults(handler=list_keks)
+
+    rotate = add_command(group, "rotate", "make a new active KEK now; the previous one retires")
+    rotate.add_argument("org")
+    rotate.set_defaults(handler=rotate_kek)
+
+    _register_rewrap(group)
+
+    retire = add_command(group, "retire", "make a KEK decrypt-only")
+    retire.add_argument("org")
+    retire.add_argument("kek", help="KEK id (64 hex characters)")
+    retire.set_defaults(handler=retire_kek)
+
+    destroy = add_command(
+        group,
+        "destroy",
+        "crypto-shred a retired KEK: its recordings can never be played again",
+    )
+    destroy.add_argument("org")
+    destroy.add_argument("kek", help="KEK id (64 hex characters)")
+    destroy.add_argument(
+        "--confirm",
+        metavar="KEK",
+        help="the same KEK id again; without it a terminal asks for it",
+    )
+    destroy.set_defaults(handler=destroy_kek)
+
+    export = add_command(group, "export", "back up an org's KEK items, still wrapped")
+    export.add_argument("org")
+    export.add_argument("-o", "--out", required=True, help="backup file to write (JSON)")
+    export.set_defaults(handler=export_keks)
+
+    imp = add_command(group, "import", "restore missing KEK items from a backup")
+    imp.add_argument("file", help="backup file from 'kek export'")
+    imp.set_defaults(handler=import_keks)
+
+
+def _register_rewrap(group: Any) -> None:
+    rewrap = add_command(
+        group,
+        "rewrap",
+        "move an org's KEKs to new KMS keys (resumable: run again after any failure)",
+    )
+    rewrap.add_argument("org", nargs="?", help="the org (or --all-orgs)")
+    rewrap.add_argument(
+        "--kms-key",
+        dest="kms_keys",
+        action="append",
+        required=True,
+        metavar="ARN",
+        help="the full new set of KMS key ARNs; repeat for replicas or regions",
+    )
+    rewrap.add_argument(
+        "--all-orgs",
+        action="store_true",
+        help="every org that uses a --from-kms-key key, instead of one ORG",
+    )
+    rewrap.add_argument(
+        "--from-kms-key",
+        dest="from_keys",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="with --all-orgs: select the orgs whose KMS keys include this ARN (repeatable)",
+    )
+    rewrap.add_argument(
+        "--queue-url",
+        help="with --all-orgs: send one SQS job per org to the jobs Lambda instead",
+    )
+    rewrap.set_defaults(handler=rewrap_keks)
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def list_keks(ctx: Context) -> int:
+    from kmsbridge.inventory import inventory
+
+    report = inventory(ctx.store, ctx.kms, ctx.args.org)
+    lines = [
+        f"org {report.org}: cryptoperiod {report.cryptoperiod_days} days, "
+        f"active KEK {report.active_kek}"
+    ]
+    for k in report.keks:
+        left = f", {k.days_left} days left" if k.days_left is not None else ""
+        lines.append(
+            f"  {k.kek_id}  {k.state:<9} {k.source:<9} age {k.age_days} days{left}"
+            f"{'' if k.kms_key_usable or k.state == 'destroyed' else '  (no usable KMS key)'}"
+        )
+    for s in report.key_status:
+        lines.append(f"  KMS {s.arn}  {s.state}{'' if s.usable else '  NOT USABLE'}")
+    ctx.emit(report.to_dict(), "\n".join(lines))
+    return 0
+
+
+def rotate_kek(ctx: Context) -> int:
+    from kmsbridge.lifecycle import rotate
+
+    done = rotate(ctx.store, ctx.kms, ctx.args.org)
+    ctx.emit(
+        vars(done), f"org {done.org}: active KEK {done.active_kek}, retired {done.retired_kek}"
+    )
+    return 0
+
+
+def rewrap_keks(ctx: Context) -> int:
+    from kmsbridge.errors import InvalidRequest
+    from kmsbridge.rewrap import rewrap_org
+
+    a = ctx.args
+    if a.all_orgs:
+        return _rewrap_all(ctx)
+    if not a.org or a.from_keys or a.queue_url:
+        raise InvalidRequest("give one ORG, or --all-orgs with --from-kms-key [--queue-url]")
+    result = rewrap_org(ctx.store, ctx.kms, a.org, a.kms_keys, progress=_progress())
+    _end_progress()
+    counts = {o: result.count(o) for o in ("rewrapped", "already", "destroyed")}
+    ctx.emit(
+        {"org": result.org, "kms_keys": list(result.kms_keys), **counts},
+        f"org {result.org}: {counts['rewrapped']} KEK(s) rewrapped, {counts['already']} "
+        f"already done, {counts['destroyed']} destroyed; the org now uses "
+        f"{len(result.kms_keys)} KMS key(s)",
+    )
+    return 0
+
+
+def _rewrap_all(ctx: Context) -> int:
+    from kmsbridge.errors import InvalidRequest
+    from kmsbridge.jobs import enqueue, rewrap_message
+    from kmsbridge.rewrap import rewrap_org
+
+    a = ctx.args
+    if a.org or not a.from_keys:
+        raise InvalidRequest(
+            "--all-orgs takes no ORG and needs --from-kms-key ARN to select the orgs "
+            "(never move every customer's orgs to one key)"
+        )
+    orgs = [o.org for o in ctx.store.list_orgs() if set(o.kms_keys) & set(a.from_keys)]
+    if a.queue_url:
+        messages = (rewrap_message(org, a.kms_keys) for org in orgs)
+        sent = enqueue(ctx.clients.client("sqs"), a.queue_url, messages)
+        ctx.emit({"orgs": orgs, "queued": sent}, f"queued {sent} rewrap job(s)")
+        return 0
+    for n, org in enumerate(orgs, 1):
+        _status(f"[{n}/{len(orgs)}] org {org}")
+        rewrap_org(ctx.store, ctx.kms, org, a.kms_keys, progress=_progress())
+    _end_progress()
+    ctx.emit({"orgs": orgs, "rewrapped_orgs": len(orgs)}, f"rewrapped {len(orgs)} org(s)")
+    return 0
+
+
+def retire_kek(ctx: Context) -> int:
+    from kmsbridge.lifecycle import retire
+
+    record = retire(ctx.store, ctx.args.org, ctx.args.kek)
+    ctx.emit(
+        {
+            "org": record.org,
+            "kek": record.kek_id,
+            "state": record.state,
+            "retired_at": record.retired_at,
+        },
+        f"KEK {record.kek_id} is retired (decrypt only) since {record.retired_at}",
+    )
+    return 0
+
+
+def destroy_kek(ctx: Context) -> int:
+    from kmsbridge.lifecycle import destroy
+
+    a = ctx.args
+    confirm = a.confirm if a.confirm is not None else _ask_confirmation(a.kek)
+    record = destroy(ctx.store, a.org, a.kek, confirm=confirm, destroyed_by=operator(ctx))
+    ctx.emit(
+        {
+            "org": record.org,
+            "kek": record.kek_id,
+            "state": record.state,
+            "destroyed_at": record.destroyed_at,
+            "destroyed_by": record.destroyed_by,
+        },
+        f"KEK {record.kek_id} destroyed on {record.destroyed_at} by {record.destroyed_by}; "
+        "its recordings can no longer be played",
+    )
+    return 0
+
+
+def export_keks(ctx: Context) -> int:
+    from kmsbridge.backup import export_org, write_backup
+
+    backup = export_org(ctx.store, ctx.args.org)
+    write_backup(backup, ctx.args.out)
+    n = len(backup["items"]) - 1
+    ctx.emit(
+        {"org": backup["org"], "keks": n, "file": ctx.args.out, "checksum": backup["checksum"]},
+        f"wrote {ctx.args.out}: {n} KEK item(s) of org {backup['org']}, still wrapped",
+    )
+    return 0
+
+
+def import_keks(ctx: Context) -> int:
+    from kmsbridge.backup import import_backup, read_backup
+
+    result = import_backup(ctx.store, read_backup(ctx.args.file))
+    ctx.emit(
+        {"org": result.org, "created": list(result.created), "identical": list(result.identical)},
+        f"org {result.org}: {len(result.created)} item(s) restored, "
+        f"{len(result.identical)} already present and identical",
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def operator(ctx: Context) -> str:
+    """Who is acting: the AWS caller's ARN when STS answers, else the local OS user."""
+    import getpass
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(ctx.clients.client("sts").get_caller_identity()["Arn"])
+    except (BotoCoreError, ClientError, KeyError):
+        return f"os-user:{getpass.getuser()}"
+
+
+def _ask_confirmation(kek_id: str) -> str | None:
+    """On a terminal, ask for the KEK id to be typed back; elsewhere there is no answer."""
+    if not sys.stdin.isatty():
+        return None
+    sys.stderr.write(
+        f"Destroying KEK {kek_id} makes every recording under it unreadable, forever.\n"
+        "Type the KEK id to confirm: "
+    )
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()
+
+
+def _progress() -> Any:
+    """A progress line on stderr when it is a terminal; nothing in pipes and logs."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(step: RewrapStep) -> None:
+        _status(f"[{step.index}/{step.total}] KEK {step.kek_id[:12]}… {step.outcome}")
+
+    return show
+
+
+def _status(text: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[K{text}")
+        sys.stderr.flush()
+
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()

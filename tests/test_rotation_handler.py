@@ -1,0 +1,96 @@
+"""The scheduled rotation: the library on a fake clock, the Lambda handler on the real one."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from kmsbridge.aws import AwsClients
+from kmsbridge.errors import InternalError, InvalidRequest
+from kmsbridge.lifecycle import create_org, iso, rotate_due_orgs, rotation_lead_from_env, utcnow
+from tests.conftest import FIXED_NOW, World
+from tests.test_jobs import load_handler
+
+DAY = timedelta(days=1)
+
+
+def test_the_schedule_on_a_fake_clock_rotates_each_org_once_per_period(world: World) -> None:
+    actives = [world.kek_id]
+    # A daily schedule with no lead, sampled around each end of period and between them.
+    for day in (1, 45, 89, 90, 91, 135, 179, 180, 181, 199):
+        now = FIXED_NOW + day * DAY
+        report = rotate_due_orgs(world.store, world.wrapper, now=now)
+        if report.rotated:
+            assert day in (90, 180) and report.rotated[0].at == iso(now)
+            actives.append(report.rotated[0].active_kek)
+    keks = {k.kek_id: k for k in world.store.list_keks(world.org)}
+    assert [keks[k].state for k in actives] == ["retired", "retired", "active"]
+    # Each KEK was active from its activation to the next one's: exact, contiguous periods.
+    assert keks[actives[0]].retired_at == keks[actives[1]].activated_at == iso(FIXED_NOW + 90 * DAY)
+    assert (
+        keks[actives[1]].retired_at == keks[actives[2]].activated_at == iso(FIXED_NOW + 180 * DAY)
+    )
+
+
+def test_with_a_lead_the_active_kek_never_expires_between_daily_runs(world: World) -> None:
+    from kmsbridge.lifecycle import public_key_for_encryption
+
+    for day in [*range(86, 93), *range(176, 183)]:  # daily runs around each end of period
+        now = FIXED_NOW + day * DAY
+        rotate_due_orgs(world.store, world.wrapper, now=now, lead=timedelta(hours=24))
+        for h in range(0, 24, 6):  # an encryptor between two runs is never refused
+            public_key_for_encryption(world.store, world.org, now=now + timedelta(hours=h))
+
+
+def test_the_lead_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KMSBRIDGE_ROTATION_LEAD_HOURS", raising=False)
+    assert rotation_lead_from_env() == timedelta(hours=24)
+    monkeypatch.setenv("KMSBRIDGE_ROTATION_LEAD_HOURS", "0")
+    assert rotation_lead_from_env() == timedelta(0)
+    for bad in ("-1", "721", "soon"):
+        monkeypatch.setenv("KMSBRIDGE_ROTATION_LEAD_HOURS", bad)
+        with pytest.raises(InvalidRequest):
+            rotation_lead_from_env()
+
+
+def test_the_handler_rotates_what_is_due_by_the_real_clock(
+    world: World, aws: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kms = aws.client("kms")
+    old_key, new_key = (kms.create_key()["KeyMetadata"]["Arn"] for _ in range(2))
+    create_org(world.store, world.wrapper, "stale", [old_key], now=utcnow() - 91 * DAY)
+    create_org(world.store, world.wrapper, "fresh", [new_key], now=utcnow())
+    monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
+    handler = load_handler("rotation")
+    report = handler.handler({"source": "aws.scheduler"}, None)
+    rotated = {r["org"] for r in report["rotated"]}
+    assert "stale" in rotated and "fresh" in report["current"]
+    assert report["failed"] == []
+    assert handler.handler({}, None)["rotated"] == []  # the next run has nothing to do
+
+
+def test_the_handler_looks_only_at_the_orgs_it_serves(
+    world: World, aws: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = aws.client("kms").create_key()["KeyMetadata"]["Arn"]
+    for org in ("served", "other"):
+        create_org(world.store, world.wrapper, org, [key], now=utcnow() - 91 * DAY)
+    monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
+    monkeypatch.setenv("KMSBRIDGE_ALLOWED_ORGS", "served, not-added-yet")
+    report = load_handler("rotation").handler({}, None)
+    assert [r["org"] for r in report["rotated"]] == ["served"]
+    assert (report["current"], report["missing"]) == ([], ["not-added-yet"])
+    assert world.store.get_org("other").version == 1  # not served: not even looked at
+
+
+def test_the_handler_fails_the_invocation_when_an_org_failed(
+    world: World, aws: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kms = aws.client("kms")
+    key = kms.create_key()["KeyMetadata"]
+    create_org(world.store, world.wrapper, "revoked", [key["Arn"]], now=utcnow() - 91 * DAY)
+    kms.disable_key(KeyId=key["KeyId"])
+    monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
+    with pytest.raises(InternalError, match="1 org"):
+        load_handler("rotation").handler({}, None)
