@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from kmsbridge import lifecycle
 from kmsbridge.aws import AwsClients, AwsSettings
 from kmsbridge.bundle import bundle_for, read_bundle, write_bundle
 from kmsbridge.decryptor import Decryptor
 from kmsbridge.embedded import embedded_aws
 from kmsbridge.errors import AccessRevoked, InternalError, InvalidRequest
 from kmsbridge.kms import KekWrapper
-from kmsbridge.lifecycle import create_org, iso, make_kek, utcnow
+from kmsbridge.lifecycle import create_org
 from kmsbridge.recordings import RecordingInfo, decrypt_file, encrypt_file, read_header
 from kmsbridge.speech import speech_like_wav
 from kmsbridge.store import KeyStore
@@ -89,12 +90,8 @@ class DecryptorPlayer:
 
 
 def rotate_active_kek(world: DemoWorld) -> str:
-    """A new active KEK under the org's KMS keys; the previous one retired (decrypt only)."""
-    now = utcnow()
-    org = world.store.get_org(world.org)
-    kek = make_kek(world.kms, org=world.org, kms_key_arns=org.kms_keys, now=now)
-    world.store.activate(org, kek, iso(now))
-    return kek.kek_id
+    """The lifecycle's rotation: a new active KEK, the previous one retired (decrypt only)."""
+    return lifecycle.rotate(world.store, world.kms, world.org).active_kek
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import logging
 import sys
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -132,6 +133,10 @@ class HandlerPlayer:
         )
         with redirect_stdout(io.StringIO()):  # the module sets up logging on import
             self.handler = _load(path).handler
+        # In Lambda the audit lines go to stdout; here the story shows them (once).
+        audit_log = logging.getLogger("kmsbridge.audit")
+        for handler in [h for h in audit_log.handlers if type(h).__name__ == "_StdoutHandler"]:
+            audit_log.removeHandler(handler)
         self.requests = 0
         self.data_keys = LambdaDataKeySource("kmsbridge-decryptor", invoker=self._invoke)
 
