@@ -159,6 +159,84 @@ def body_aad(message_id: bytes, content: bytes, sequence_number: int, length: in
     return message_id + content + struct.pack(">IQ", sequence_number, length)
 
 
+# ---------------------------------------------------------------- frames
+#
+# Regular frame: sequence number (4) | IV (12) | ciphertext (frame length) | tag (16).
+# Final frame: 0xFFFFFFFF (4) | sequence number (4) | IV (12) | content length (4) |
+# ciphertext (content length, at most the frame length) | tag (16).
+# These work in place on caller-owned buffers: the codec's hot loop allocates nothing
+# per frame but the IV and the AAD (a few dozen bytes).
+
+_FINAL_HEAD = struct.Struct(">II12sI")  # marker, sequence number, IV, content length
+
+
+class FrameCipher:
+    """Seals and opens the frames of one message, in place, with its derived key."""
+
+    __slots__ = ("_aead", "_final_aad", "_regular_aad")
+
+    def __init__(self, keys: MessageKeys, message_id: bytes) -> None:
+        self._aead = keys.aead
+        self._regular_aad = message_id + AAD_FRAME
+        self._final_aad = message_id + AAD_FINAL_FRAME
+
+    def seal_into(self, seq: int, plain: memoryview, out: memoryview) -> int:
+        """Write regular frame ``seq`` of ``plain`` at the start of ``out``; its size."""
+        n = len(plain)
+        iv = frame_iv(seq)
+        out[:4] = seq.to_bytes(4, "big")
+        out[4:16] = iv
+        aad = self._regular_aad + struct.pack(">IQ", seq, n)
+        self._aead.encrypt_into(iv, plain, aad, out[16 : 32 + n])
+        return 32 + n
+
+    def seal_final_into(self, seq: int, plain: memoryview, out: memoryview) -> int:
+        """Write the final frame ``seq`` of ``plain`` at the start of ``out``; its size."""
+        n = len(plain)
+        iv = frame_iv(seq)
+        _FINAL_HEAD.pack_into(out, 0, FINAL_FRAME_MARKER, seq, iv, n)
+        aad = self._final_aad + struct.pack(">IQ", seq, n)
+        self._aead.encrypt_into(iv, plain, aad, out[24 : 40 + n])
+        return 40 + n
+
+    def open_into(self, seq: int, frame: memoryview, plain: memoryview) -> None:
+        """Authenticate regular frame ``seq`` (all of its bytes) and decrypt it into ``plain``."""
+        iv = frame_iv(seq)
+        if int.from_bytes(frame[:4], "big") != seq:
+            raise IntegrityError("the recording's frames are out of order")
+        if frame[4:16] != iv:
+            raise IntegrityError("a frame of the recording has an unexpected IV")
+        aad = self._regular_aad + struct.pack(">IQ", seq, len(plain))
+        self._open(iv, frame[16:], aad, plain)
+
+    def open_final_into(self, seq: int, frame: memoryview, plain: memoryview) -> int:
+        """Authenticate the final frame ``seq`` (exactly its bytes) into ``plain``; its length."""
+        marker, final_seq, iv, n = _FINAL_HEAD.unpack_from(frame)
+        if marker != FINAL_FRAME_MARKER:
+            raise IntegrityError("the recording's final frame is missing")
+        if final_seq != seq:
+            raise IntegrityError("the recording's final frame is out of order")
+        if iv != frame_iv(seq):
+            raise IntegrityError("a frame of the recording has an unexpected IV")
+        if len(frame) != FINAL_FRAME_OVERHEAD + n or n > len(plain):
+            raise IntegrityError("the recording's final frame has the wrong length")
+        aad = self._final_aad + struct.pack(">IQ", seq, n)
+        self._open(iv, frame[24:], aad, plain[:n])
+        return int(n)
+
+    def _open(self, iv: bytes, sealed: memoryview, aad: bytes, plain: memoryview) -> None:
+        try:
+            self._aead.decrypt_into(iv, sealed, aad, plain)
+        except InvalidTag:
+            raise IntegrityError("a frame of the recording failed authentication") from None
+
+
+def final_frame_content_length(head: memoryview | bytes) -> int:
+    """The content length a final frame's first 24 bytes announce (not yet authenticated)."""
+    length: int = _FINAL_HEAD.unpack_from(head)[3]
+    return length
+
+
 class _Reader:
     """Reads exact field lengths from a byte source and keeps what it read (the header)."""
 
@@ -301,10 +379,12 @@ __all__ = [
     "FRAME_OVERHEAD",
     "MAX_FRAME_COUNT",
     "EncryptedDataKey",
+    "FrameCipher",
     "MessageHeader",
     "MessageKeys",
     "body_aad",
     "derive_message_keys",
+    "final_frame_content_length",
     "frame_iv",
     "frame_offset",
     "header_auth_tag",
