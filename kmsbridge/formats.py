@@ -43,6 +43,8 @@ MAX_HEADER_BYTES = 16 * 1024
 # Non-framed bodies (other ESDK writers only) are authenticated whole before any byte is
 # released, so they are held in memory and must be small.
 MAX_NON_FRAMED_BYTES = 64 * 1024 * 1024
+# A decrypted range is held in memory until all its frames authenticated (ranges.py).
+MAX_RANGE_BYTES = 64 * 1024 * 1024
 
 # The recording's data key is wrapped by the KEK public key: raw RSA, OAEP, SHA-256, MGF1-SHA-256.
 PROVIDER_ID = "kmsbridge"
