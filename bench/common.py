@@ -53,14 +53,34 @@ def goal_met(result: Result) -> bool | None:
     }[op]
 
 
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
+def best_of(
+    repeats: int, fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter
+) -> float:
     """The fastest of ``repeats`` runs of fn, in seconds (least disturbed by the machine)."""
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best
+
+
+def seconds(fn: Callable[..., object], *args: object, **kwargs: object) -> float:
+    """How long one call of ``fn(*args, **kwargs)`` takes."""
+    start = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - start
+
+
+def wall_and_cpu(fn: Callable[..., object], *args: object) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds (user + system) of one call of ``fn(*args)``.
+
+    On a shared machine CPU time is the steadier figure for single-threaded work: it
+    leaves out the time spent waiting for a core, and includes the kernel's I/O copying.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def gb_per_s(size: int, seconds: float) -> float:

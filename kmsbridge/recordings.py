@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -66,6 +67,7 @@ IO_BATCH_BYTES = 4 * 1024 * 1024
 # A final frame is longer than a regular one by its marker and content length.
 FINAL_EXTRA = FINAL_FRAME_OVERHEAD - FRAME_OVERHEAD
 _FINAL_MARKER = FINAL_FRAME_MARKER.to_bytes(4, "big")
+_KEK_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class DataKeySource(Protocol):
@@ -106,7 +108,7 @@ def kek_data_key(header: MessageHeader) -> tuple[str, bytes]:
         kek_id = ours[0].key_info.decode("ascii")
     except UnicodeDecodeError:
         raise IntegrityError("the recording's KEK id is malformed") from None
-    if len(kek_id) != 64 or not all(c in "0123456789abcdef" for c in kek_id):
+    if not _KEK_ID.fullmatch(kek_id):
         raise IntegrityError("the recording's KEK id is malformed")
     return kek_id, ours[0].ciphertext
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from typing import Any
 
 import aws_encryption_sdk
@@ -22,16 +23,24 @@ from aws_encryption_sdk.identifiers import (
 from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
 from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kmsbridge import recordings
 from kmsbridge.errors import IntegrityError
-from kmsbridge.formats import CONTEXT_ORG, CONTEXT_RECORDING, FRAME_LENGTH, PROVIDER_ID
+from kmsbridge.formats import (
+    CONTEXT_ORG,
+    CONTEXT_RECORDING,
+    FRAME_LENGTH,
+    PROVIDER_ID,
+    RECORDING_SUITE_ID,
+)
 from kmsbridge.keks import KekPublicKey
-from kmsbridge.message import CONTENT_NON_FRAMED
+from kmsbridge.message import CONTENT_NON_FRAMED, derive_message_keys
 from kmsbridge.recordings import decrypt_stream, encrypt_stream, private_key_data_keys
 
 ORG = "acme"
@@ -235,3 +244,18 @@ def test_bytes_after_the_final_frame_are_refused(esdk: Esdk) -> None:
     blob = esdk.ours_encrypt(os.urandom(300), 128)
     with pytest.raises(IntegrityError, match="after its final frame"):
         esdk.ours_decrypt(blob + b"\0")
+
+
+def test_key_derivation_is_hkdf_sha512_as_the_library_computes_it() -> None:
+    """derive_message_keys computes HKDF with stdlib HMAC; it must equal cryptography's HKDF."""
+    for _ in range(20):
+        dek, message_id = os.urandom(32), os.urandom(32)
+        keys, commitment = derive_message_keys(dek, message_id)
+
+        def hkdf(info: bytes, dek: bytes = dek, salt: bytes = message_id) -> bytes:
+            return HKDF(algorithm=hashes.SHA512(), length=32, salt=salt, info=info).derive(dek)
+
+        key = hkdf(struct.pack(">H", RECORDING_SUITE_ID) + b"DERIVEKEY")
+        assert commitment == hkdf(b"COMMITKEY")
+        iv, aad = os.urandom(12), os.urandom(9)
+        assert keys.aead.encrypt(iv, b"probe", aad) == AESGCM(key).encrypt(iv, b"probe", aad)
