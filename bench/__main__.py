@@ -165,7 +165,7 @@ def render_report(
         lines += [f"- `{name}`: {error.strip().splitlines()[-1]}" for name, error in failures]
         lines.append("")
     notes = NOTES_PATH.read_text() if NOTES_PATH.exists() else ""
-    return "\n".join(lines) + notes
+    return "\n".join(lines) + ("\n" + notes if notes else "")
 
 
 NOTES_PATH = Path(__file__).with_name("NOTES.md")
