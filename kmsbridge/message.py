@@ -14,9 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kmsbridge.errors import IntegrityError
 from kmsbridge.formats import (
@@ -40,6 +38,7 @@ AAD_FRAME = b"AWSKMSEncryptionClient Frame"
 AAD_FINAL_FRAME = b"AWSKMSEncryptionClient Final Frame"
 AAD_SINGLE_BLOCK = b"AWSKMSEncryptionClient Single Block"
 _KEY_LABEL = b"DERIVEKEY"
+_KEY_INFO = struct.pack(">H", RECORDING_SUITE_ID) + _KEY_LABEL  # suite id || "DERIVEKEY"
 _COMMIT_LABEL = b"COMMITKEY"
 _HEADER_AUTH_IV = bytes(IV_BYTES)
 # Fixed sizes of a regular frame around its content: sequence number, IV, tag.
@@ -119,18 +118,17 @@ def serialize_header_body(
 
 
 def derive_message_keys(dek: bytes, message_id: bytes) -> tuple[MessageKeys, bytes]:
-    """HKDF-SHA512 (salt = message id) gives the AES key and the 32-byte commitment."""
+    """HKDF-SHA512 (salt = message id) gives the AES key and the 32-byte commitment.
+
+    Both outputs are one HKDF block, so HKDF (RFC 5869) is one extract and one expand
+    step each, done with the standard library's OpenSSL HMAC: a third of the cost of two
+    ``cryptography`` HKDF objects on the unwrap path. A test checks it against ``HKDF``.
+    """
     if len(dek) != DATA_KEY_BYTES:
         raise IntegrityError("a data key must be 32 bytes")
-    key = HKDF(
-        algorithm=hashes.SHA512(),
-        length=DATA_KEY_BYTES,
-        salt=message_id,
-        info=struct.pack(">H", RECORDING_SUITE_ID) + _KEY_LABEL,
-    ).derive(dek)
-    commitment = HKDF(
-        algorithm=hashes.SHA512(), length=COMMITMENT_BYTES, salt=message_id, info=_COMMIT_LABEL
-    ).derive(dek)
+    prk = hmac.digest(message_id, dek, "sha512")  # HKDF-Extract(salt, IKM)
+    key = hmac.digest(prk, _KEY_INFO + b"\x01", "sha512")[:DATA_KEY_BYTES]  # T(1)
+    commitment = hmac.digest(prk, _COMMIT_LABEL + b"\x01", "sha512")[:COMMITMENT_BYTES]
     return MessageKeys(AESGCM(key)), commitment
 
 
@@ -159,6 +157,84 @@ def body_aad(message_id: bytes, content: bytes, sequence_number: int, length: in
     return message_id + content + struct.pack(">IQ", sequence_number, length)
 
 
+# ---------------------------------------------------------------- frames
+#
+# Regular frame: sequence number (4) | IV (12) | ciphertext (frame length) | tag (16).
+# Final frame: 0xFFFFFFFF (4) | sequence number (4) | IV (12) | content length (4) |
+# ciphertext (content length, at most the frame length) | tag (16).
+# These work in place on caller-owned buffers: the codec's hot loop allocates nothing
+# per frame but the IV and the AAD (a few dozen bytes).
+
+_FINAL_HEAD = struct.Struct(">II12sI")  # marker, sequence number, IV, content length
+
+
+class FrameCipher:
+    """Seals and opens the frames of one message, in place, with its derived key."""
+
+    __slots__ = ("_aead", "_final_aad", "_regular_aad")
+
+    def __init__(self, keys: MessageKeys, message_id: bytes) -> None:
+        self._aead = keys.aead
+        self._regular_aad = message_id + AAD_FRAME
+        self._final_aad = message_id + AAD_FINAL_FRAME
+
+    def seal_into(self, seq: int, plain: memoryview, out: memoryview) -> int:
+        """Write regular frame ``seq`` of ``plain`` at the start of ``out``; its size."""
+        n = len(plain)
+        iv = frame_iv(seq)
+        out[:4] = seq.to_bytes(4, "big")
+        out[4:16] = iv
+        aad = self._regular_aad + struct.pack(">IQ", seq, n)
+        self._aead.encrypt_into(iv, plain, aad, out[16 : 32 + n])
+        return 32 + n
+
+    def seal_final_into(self, seq: int, plain: memoryview, out: memoryview) -> int:
+        """Write the final frame ``seq`` of ``plain`` at the start of ``out``; its size."""
+        n = len(plain)
+        iv = frame_iv(seq)
+        _FINAL_HEAD.pack_into(out, 0, FINAL_FRAME_MARKER, seq, iv, n)
+        aad = self._final_aad + struct.pack(">IQ", seq, n)
+        self._aead.encrypt_into(iv, plain, aad, out[24 : 40 + n])
+        return 40 + n
+
+    def open_into(self, seq: int, frame: memoryview, plain: memoryview) -> None:
+        """Authenticate regular frame ``seq`` (all of its bytes) and decrypt it into ``plain``."""
+        iv = frame_iv(seq)
+        if int.from_bytes(frame[:4], "big") != seq:
+            raise IntegrityError("the recording's frames are out of order")
+        if frame[4:16] != iv:
+            raise IntegrityError("a frame of the recording has an unexpected IV")
+        aad = self._regular_aad + struct.pack(">IQ", seq, len(plain))
+        self._open(iv, frame[16:], aad, plain)
+
+    def open_final_into(self, seq: int, frame: memoryview, plain: memoryview) -> int:
+        """Authenticate the final frame ``seq`` (exactly its bytes) into ``plain``; its length."""
+        marker, final_seq, iv, n = _FINAL_HEAD.unpack_from(frame)
+        if marker != FINAL_FRAME_MARKER:
+            raise IntegrityError("the recording's final frame is missing")
+        if final_seq != seq:
+            raise IntegrityError("the recording's final frame is out of order")
+        if iv != frame_iv(seq):
+            raise IntegrityError("a frame of the recording has an unexpected IV")
+        if len(frame) != FINAL_FRAME_OVERHEAD + n or n > len(plain):
+            raise IntegrityError("the recording's final frame has the wrong length")
+        aad = self._final_aad + struct.pack(">IQ", seq, n)
+        self._open(iv, frame[24:], aad, plain[:n])
+        return int(n)
+
+    def _open(self, iv: bytes, sealed: memoryview, aad: bytes, plain: memoryview) -> None:
+        try:
+            self._aead.decrypt_into(iv, sealed, aad, plain)
+        except InvalidTag:
+            raise IntegrityError("a frame of the recording failed authentication") from None
+
+
+def final_frame_content_length(head: memoryview | bytes) -> int:
+    """The content length a final frame's first 24 bytes announce (not yet authenticated)."""
+    length: int = _FINAL_HEAD.unpack_from(head)[3]
+    return length
+
+
 class _Reader:
     """Reads exact field lengths from a byte source and keeps what it read (the header)."""
 
@@ -169,7 +245,9 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if len(self.consumed) + n > MAX_HEADER_BYTES:
             raise IntegrityError(f"the recording header is longer than {MAX_HEADER_BYTES} bytes")
-        data = read_exactly(self._read, n)
+        data = self._read(n)
+        if len(data) != n:
+            data = data + read_exactly(self._read, n - len(data))
         self.consumed += data
         return data
 
@@ -190,38 +268,45 @@ class _Reader:
 
 def read_exactly(read: Callable[[int], bytes], n: int) -> bytes:
     """Read n bytes or fail: a short read means a truncated message."""
-    chunks = []
-    remaining = n
+    first = read(n)
+    if len(first) == n:  # the usual case: files and buffers return all that is asked
+        return first
+    chunks, remaining = [first], n - len(first)
     while remaining:
         chunk = read(remaining)
         if not chunk:
             raise IntegrityError("the recording is truncated")
         chunks.append(chunk)
         remaining -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
+
+
+# Version, suite id, message id, context length.
+_HEAD = struct.Struct(f">BH{MESSAGE_ID_BYTES}sH")
+# Content type, frame length, commitment (the suite's data), the header's tag.
+_TAIL = struct.Struct(f">BI{COMMITMENT_BYTES}s{TAG_BYTES}s")
 
 
 def parse_header(read: Callable[[int], bytes]) -> MessageHeader:
-    """Parse a v2 header and its tag; the cheapest checks come first."""
+    """Parse a v2 header and its tag; the cheapest checks come first.
+
+    Fixed-size runs of fields are read at once (fewer calls on the unwrap path), never
+    past the header's tag: the body follows it in a stream.
+    """
     r = _Reader(read)
-    version = r.u8()
+    version, suite, message_id, context_length = _HEAD.unpack(r.take(_HEAD.size))
     if version != MESSAGE_VERSION:
         raise IntegrityError(f"unsupported message format version {version}; expected 2")
-    suite = r.u16()
     if suite != RECORDING_SUITE_ID:
         raise IntegrityError(
             f"algorithm suite 0x{suite:04x} is not accepted; recordings use "
             "AES_256_GCM_HKDF_SHA512_COMMIT_KEY (0x0478), unsigned"
         )
-    message_id = r.take(MESSAGE_ID_BYTES)
-    context = _parse_context(r.sized())
+    context = _parse_context(r.take(context_length))
     edks = _parse_edks(r)
-    content_type = r.u8()
-    frame_length = r.u32()
+    content_type, frame_length, commitment, auth_tag = _TAIL.unpack(r.take(_TAIL.size))
     _check_content_type(content_type, frame_length)
-    commitment = r.take(COMMITMENT_BYTES)
-    body = bytes(r.consumed)
-    auth_tag = read_exactly(read, TAG_BYTES)
+    body = bytes(r.consumed[:-TAG_BYTES])
     return MessageHeader(
         message_id, context, edks, content_type, frame_length, commitment, body, auth_tag
     )
@@ -301,10 +386,12 @@ __all__ = [
     "FRAME_OVERHEAD",
     "MAX_FRAME_COUNT",
     "EncryptedDataKey",
+    "FrameCipher",
     "MessageHeader",
     "MessageKeys",
     "body_aad",
     "derive_message_keys",
+    "final_frame_content_length",
     "frame_iv",
     "frame_offset",
     "header_auth_tag",

@@ -12,8 +12,9 @@ they write a 0600 temporary file beside the target and rename it at the end.
 
 from __future__ import annotations
 
+import io
 import os
-import struct
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kmsbridge.errors import IntegrityError, InvalidRequest, WrongOrg
 from kmsbridge.formats import (
@@ -38,25 +40,36 @@ from kmsbridge.formats import (
     TAG_BYTES,
     recording_context,
 )
-from kmsbridge.keks import KekPublicKey
+from kmsbridge.keks import KekPublicKey, unwrap_dek
 from kmsbridge.message import (
-    AAD_FINAL_FRAME,
-    AAD_FRAME,
     AAD_SINGLE_BLOCK,
     CONTENT_NON_FRAMED,
     FINAL_FRAME_MARKER,
+    FINAL_FRAME_OVERHEAD,
+    FRAME_OVERHEAD,
     EncryptedDataKey,
+    FrameCipher,
     MessageHeader,
     MessageKeys,
     body_aad,
     derive_message_keys,
-    frame_iv,
+    final_frame_content_length,
     header_auth_tag,
     parse_header,
     read_exactly,
     serialize_header_body,
     verify_header,
 )
+
+# Frames are read and written in batches of about this many bytes: one read and one
+# write call per batch instead of per frame (system calls dominate at small frames).
+# 1 MiB measured best (bench/): the batch stays in the CPU's cache between the copy in,
+# AES-GCM and the copy out; 4 MiB batches were 10-20 % slower in memory.
+IO_BATCH_BYTES = 1024 * 1024
+# A final frame is longer than a regular one by its marker and content length.
+FINAL_EXTRA = FINAL_FRAME_OVERHEAD - FRAME_OVERHEAD
+_FINAL_MARKER = FINAL_FRAME_MARKER.to_bytes(4, "big")
+_KEK_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class DataKeySource(Protocol):
@@ -97,7 +110,7 @@ def kek_data_key(header: MessageHeader) -> tuple[str, bytes]:
         kek_id = ours[0].key_info.decode("ascii")
     except UnicodeDecodeError:
         raise IntegrityError("the recording's KEK id is malformed") from None
-    if len(kek_id) != 64 or not all(c in "0123456789abcdef" for c in kek_id):
+    if not _KEK_ID.fullmatch(kek_id):
         raise IntegrityError("the recording's KEK id is malformed")
     return kek_id, ours[0].ciphertext
 
@@ -113,6 +126,21 @@ def check_org(header: MessageHeader, org: str) -> str:
     if recording_id is None:
         raise IntegrityError("the recording's encryption context has no recording id")
     return recording_id
+
+
+def private_key_data_keys(private: rsa.RSAPrivateKey) -> DataKeySource:
+    """A ``DataKeySource`` from a KEK private key held locally (tools, tests, benchmarks).
+
+    It releases the key of any recording wrapped for this KEK; ``decrypt_stream`` then
+    checks the commitment and the header tag under it.
+    """
+
+    def data_key(org: str, header: bytes) -> bytes:
+        parsed = parse_header(io.BytesIO(header).read)
+        check_org(parsed, org)
+        return unwrap_dek(private, kek_data_key(parsed)[1])
+
+    return data_key
 
 
 # ---------------------------------------------------------------- encrypt
@@ -149,45 +177,41 @@ def encrypt_stream(
 def _encrypt_frames(
     source: BinaryIO, sink: IO[bytes], keys: MessageKeys, message_id: bytes, frame_length: int
 ) -> int:
-    current, following = bytearray(frame_length), bytearray(frame_length)
-    out = memoryview(bytearray(4 + 4 + IV_BYTES + 4 + frame_length + TAG_BYTES))
-    n = _fill(source, memoryview(current))
+    """Seal whole batches of frames into one buffer and write each batch at once.
+
+    The last frame read is held back until the next read shows whether it is the final one.
+    """
+    cipher = FrameCipher(keys, message_id)
+    per_batch = max(2, IO_BATCH_BYTES // frame_length)
+    plain = memoryview(bytearray(per_batch * frame_length))
+    out = memoryview(bytearray(per_batch * (frame_length + FRAME_OVERHEAD) + FINAL_EXTRA))
+    held = _fill(source, plain)
     seq, total = 1, 0
-    while True:
-        if n == frame_length:
-            m = _fill(source, memoryview(following))
-            if m:
-                _check_frame_count(seq)
-                sink.write(_seal_frame(keys, message_id, seq, memoryview(current), out))
-                total += n
-                current, following, n, seq = following, current, m, seq + 1
-                continue
+    while held == len(plain):
+        # A full batch: every frame but the last is regular; the last moves to the front.
+        seq, size = _seal_frames(cipher, seq, plain[: held - frame_length], frame_length, out)
+        sink.write(out[:size])
+        total += held - frame_length
+        plain[:frame_length] = plain[held - frame_length : held]
+        held = frame_length + _fill(source, plain[frame_length:])
+    regular = max(0, held - 1) // frame_length * frame_length
+    seq, size = _seal_frames(cipher, seq, plain[:regular], frame_length, out)
+    _check_frame_count(seq)
+    size += cipher.seal_final_into(seq, plain[regular:held], out[size:])
+    sink.write(out[:size])
+    return total + held
+
+
+def _seal_frames(
+    cipher: FrameCipher, seq: int, plain: memoryview, frame_length: int, out: memoryview
+) -> tuple[int, int]:
+    """Seal ``plain`` (whole frames) as regular frames into ``out``: next seq, bytes written."""
+    size = 0
+    for offset in range(0, len(plain), frame_length):
         _check_frame_count(seq)
-        sink.write(_seal_final_frame(keys, message_id, seq, memoryview(current)[:n], out))
-        return total + n
-
-
-def _seal_frame(
-    keys: MessageKeys, message_id: bytes, seq: int, plain: memoryview, out: memoryview
-) -> memoryview:
-    n = len(plain)
-    iv = frame_iv(seq)
-    out[:4] = seq.to_bytes(4, "big")
-    out[4:16] = iv
-    keys.aead.encrypt_into(iv, plain, body_aad(message_id, AAD_FRAME, seq, n), out[16 : 32 + n])
-    return out[: 32 + n]
-
-
-def _seal_final_frame(
-    keys: MessageKeys, message_id: bytes, seq: int, plain: memoryview, out: memoryview
-) -> memoryview:
-    n = len(plain)
-    iv = frame_iv(seq)
-    out[:20] = struct.pack(">II", FINAL_FRAME_MARKER, seq) + iv
-    out[20:24] = n.to_bytes(4, "big")
-    aad = body_aad(message_id, AAD_FINAL_FRAME, seq, n)
-    keys.aead.encrypt_into(iv, plain, aad, out[24 : 40 + n])
-    return out[: 40 + n]
+        size += cipher.seal_into(seq, plain[offset : offset + frame_length], out[size:])
+        seq += 1
+    return seq, size
 
 
 def _check_frame_count(seq: int) -> None:
@@ -248,71 +272,57 @@ def decrypt_stream(
 def _decrypt_frames(
     source: BinaryIO, sink: IO[bytes], keys: MessageKeys, header: MessageHeader
 ) -> int:
+    """Read whole batches of frames, open each in place, write each batch's plaintext at once."""
+    cipher = FrameCipher(keys, header.message_id)
     frame_length = header.frame_length
-    sealed = memoryview(bytearray(IV_BYTES + frame_length + TAG_BYTES))
-    plain = memoryview(bytearray(frame_length))
-    seq, total = 1, 0
+    per_batch = max(2, IO_BATCH_BYTES // frame_length)
+    sealed = memoryview(bytearray(per_batch * (frame_length + FRAME_OVERHEAD) + FINAL_EXTRA))
+    plain = memoryview(bytearray(per_batch * frame_length))
+    have, seq, total = _fill(source, sealed), 1, 0
     while True:
-        marker = int.from_bytes(read_exactly(source.read, 4), "big")
-        if marker == FINAL_FRAME_MARKER:
-            total += _open_final_frame(source, sink, keys, header, seq, sealed, plain)
+        used, written, seq, done = _open_frames(cipher, seq, sealed[:have], plain, frame_length)
+        sink.write(plain[:written])
+        total += written
+        if done:
+            if used != have:
+                raise IntegrityError("the recording has bytes after its final frame")
             return total
-        if marker != seq:
-            raise IntegrityError("the recording's frames are out of order")
-        _read_into_exactly(source, sealed)
-        _open(keys, header.message_id, AAD_FRAME, seq, sealed, plain[:frame_length])
-        sink.write(plain)
-        total += frame_length
-        seq += 1
+        rest = have - used
+        sealed[:rest] = sealed[used:have]
+        got = _fill(source, sealed[rest:])
+        if not got:
+            raise IntegrityError("the recording is truncated")
+        have = rest + got
+
+
+def _open_frames(
+    cipher: FrameCipher, seq: int, sealed: memoryview, plain: memoryview, frame_length: int
+) -> tuple[int, int, int, bool]:
+    """Open the complete frames at the start of ``sealed``.
+
+    Returns the bytes consumed, plaintext bytes written, the next sequence number, and
+    whether the final frame was among them.
+    """
+    pos, written, regular = 0, 0, frame_length + FRAME_OVERHEAD
+    while len(sealed) - pos >= 4:
+        if sealed[pos : pos + 4] == _FINAL_MARKER:
+            if len(sealed) - pos < FINAL_FRAME_OVERHEAD:
+                break
+            n = final_frame_content_length(sealed[pos : pos + FINAL_FRAME_OVERHEAD])
+            if n > frame_length:
+                raise IntegrityError("the recording's final frame is longer than its frame length")
+            end = pos + FINAL_FRAME_OVERHEAD + n
+            if end > len(sealed):
+                break
+            written += cipher.open_final_into(seq, sealed[pos:end], plain[written:])
+            return end, written, seq, True
+        if len(sealed) - pos < regular:
+            break
+        cipher.open_into(seq, sealed[pos : pos + regular], plain[written : written + frame_length])
+        pos, written, seq = pos + regular, written + frame_length, seq + 1
         if seq > MAX_FRAME_COUNT:
             raise IntegrityError("the recording has too many frames")
-
-
-def _open_final_frame(
-    source: BinaryIO,
-    sink: IO[bytes],
-    keys: MessageKeys,
-    header: MessageHeader,
-    seq: int,
-    sealed: memoryview,
-    plain: memoryview,
-) -> int:
-    final_seq = int.from_bytes(read_exactly(source.read, 4), "big")
-    if final_seq != seq:
-        raise IntegrityError("the recording's final frame is out of order")
-    iv = read_exactly(source.read, IV_BYTES)
-    n = int.from_bytes(read_exactly(source.read, 4), "big")
-    if n > header.frame_length:
-        raise IntegrityError("the recording's final frame is longer than its frame length")
-    sealed[:IV_BYTES] = iv
-    _read_into_exactly(source, sealed[IV_BYTES : IV_BYTES + n + TAG_BYTES])
-    _open(
-        keys, header.message_id, AAD_FINAL_FRAME, seq, sealed[: IV_BYTES + n + TAG_BYTES], plain[:n]
-    )
-    sink.write(plain[:n])
-    return n
-
-
-def _open(
-    keys: MessageKeys,
-    message_id: bytes,
-    content: bytes,
-    seq: int,
-    sealed: memoryview,
-    plain: memoryview,
-) -> None:
-    """Authenticate and decrypt one frame (IV || ciphertext || tag) into ``plain``."""
-    if sealed[:IV_BYTES] != frame_iv(seq):
-        raise IntegrityError("a frame of the recording has an unexpected IV")
-    try:
-        keys.aead.decrypt_into(
-            sealed[:IV_BYTES],
-            sealed[IV_BYTES:],
-            body_aad(message_id, content, seq, len(plain)),
-            plain,
-        )
-    except InvalidTag:
-        raise IntegrityError("a frame of the recording failed authentication") from None
+    return pos, written, seq, False
 
 
 def _decrypt_non_framed(
@@ -332,11 +342,6 @@ def _decrypt_non_framed(
         raise IntegrityError("the recording's body failed authentication") from None
     sink.write(plain)
     return n
-
-
-def _read_into_exactly(source: BinaryIO, buf: memoryview) -> None:
-    if _fill(source, buf) != len(buf):
-        raise IntegrityError("the recording is truncated")
 
 
 # ---------------------------------------------------------------- paths
