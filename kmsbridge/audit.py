@@ -27,6 +27,8 @@ def audit(
     request_id: str | None = None,
     **extra: Any,
 ) -> None:
+    if not audit_log.isEnabledFor(logging.INFO):
+        return
     line = {
         "audit": "kmsbridge",
         "op": op,

@@ -9,6 +9,7 @@ for an org evicts every cached key of that org at once.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Callable
@@ -215,17 +216,9 @@ def _parse_exact_header(org: str, raw: bytes) -> MessageHeader:
         raise InvalidRequest("header must be the recording's first bytes, up to its body")
     if len(raw) > MAX_HEADER_BYTES:
         raise InvalidRequest(f"header is longer than {MAX_HEADER_BYTES} bytes")
-    view = memoryview(raw)
-    position = 0
-
-    def read(n: int) -> bytes:
-        nonlocal position
-        chunk = bytes(view[position : position + n])
-        position += len(chunk)
-        return chunk
-
-    header = parse_header(read)
-    if position != len(raw):
+    stream = io.BytesIO(raw)
+    header = parse_header(stream.read)
+    if stream.tell() != len(raw):
         raise InvalidRequest("header has bytes after the header authentication tag")
     return header
 
