@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError, NotFound
 
@@ -279,7 +279,13 @@ class _aws_errors:
                 raise ConflictError(self.conflict) from None
             if code == "ResourceNotFoundException":
                 raise NotFound("the key table does not exist (kmsbridge table create)") from None
+            if code == "ResourceInUseException":
+                raise InvalidRequest("the key table already exists") from None
             raise InternalError(f"the key table refused the request ({code})") from None
+        if isinstance(exc, NoCredentialsError):
+            raise InternalError(
+                "no AWS credentials found (environment, AWS_PROFILE, or an instance role)"
+            ) from None
         if isinstance(exc, BotoCoreError):
             raise InternalError("the key table is unreachable") from None
 

@@ -114,3 +114,26 @@ def test_missing_things_are_not_found(store: KeyStore, aws: AwsClients) -> None:
         store.get_kek(ORG, "f" * 64)
     with pytest.raises(NotFound, match="table create"):
         KeyStore(aws.client("dynamodb"), "no-such-table").get_org(ORG)
+
+
+def test_creating_an_existing_table_says_so(store: KeyStore) -> None:
+    from kmsbridge.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="already exists"):
+        store.create_table()
+
+
+def test_missing_credentials_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    from kmsbridge.errors import InternalError
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    session = boto3.Session(region_name="us-east-1")
+    store = KeyStore(session.client("dynamodb", endpoint_url="http://127.0.0.1:9"), "t")
+    with pytest.raises(InternalError, match="no AWS credentials"):
+        store.get_org(ORG)
