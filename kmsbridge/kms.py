@@ -95,6 +95,10 @@ def error_for_kms_code(code: str, status: int | None = None) -> KmsBridgeError:
     return InternalError(f"KMS answered with an unexpected error ({code})")
 
 
+class NotWrappedUnder(IntegrityError):
+    """The blob has no data key for the KMS key tried (no KMS call made): try the next ARN."""
+
+
 @dataclass
 class _CallLog:
     """KMS outcomes seen by this thread during one ESDK call (botocore event hooks)."""
@@ -146,7 +150,7 @@ class KekWrapper:
                 plaintext, header = self._call(
                     partial(self._esdk.decrypt, source=blob, key_provider=provider)
                 )
-            except (AccessRevoked, NotFound, KmsUnavailable, InternalError) as exc:
+            except (AccessRevoked, NotFound, KmsUnavailable, InternalError, NotWrappedUnder) as exc:
                 errors.append(exc)
                 continue
             check_kek_context(dict(header.encryption_context), org, kek_id)
@@ -178,7 +182,7 @@ class KekWrapper:
             if seen.errors:
                 raise most_actionable(seen.errors) from None
             if seen.calls == 0:
-                raise IntegrityError(
+                raise NotWrappedUnder(
                     "the wrapped KEK is not wrapped under any of the org's KMS keys"
                 ) from None
             raise IntegrityError("the wrapped KEK failed authentication") from None
