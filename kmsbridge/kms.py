@@ -160,12 +160,15 @@ class KekWrapper:
     def key_state(self, arn: str) -> str:
         """KMS's KeyState for one key (Enabled, Disabled, PendingDeletion, ...), or an error."""
         client = self._kms_client(region_of(arn))
+        self._local.log = _CallLog(errors=[])
         try:
             return str(client.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"])
         except ClientError as exc:
             raise _client_error(exc) from None
         except BotoCoreError:
             raise KmsUnavailable("KMS is unreachable; retry later") from None
+        finally:
+            self._local.log = None
 
     # ------------------------------------------------------------ internals
 
@@ -186,6 +189,8 @@ class KekWrapper:
                     "the wrapped KEK is not wrapped under any of the org's KMS keys"
                 ) from None
             raise IntegrityError("the wrapped KEK failed authentication") from None
+        finally:
+            self._local.log = None
 
     def _provider(self, arns: tuple[str, ...]) -> MRKAwareStrictAwsKmsMasterKeyProvider:
         key = "\n".join(arns)
@@ -196,17 +201,20 @@ class KekWrapper:
 
     def _kms_client(self, region: str) -> Any:
         client = self._clients.client("kms", region)
-        if not getattr(client, "_kmsbridge_hooked", False):
-            client.meta.events.register("after-call.kms", self._after_call)
-            client.meta.events.register("after-call-error.kms", self._after_call_error)
-            client._kmsbridge_hooked = True
+        # Clients are shared (AwsClients): every wrapper hooks them once (unique_id), and a
+        # hook records only the calls its own wrapper made on this thread (``_local.log``).
+        events = client.meta.events
+        events.register("after-call.kms", self._after_call, unique_id=f"kmsbridge-{id(self)}")
+        events.register(
+            "after-call-error.kms", self._after_call_error, unique_id=f"kmsbridge-e-{id(self)}"
+        )
         return client
 
     def _after_call(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
-        self.kms_calls += 1
         seen = getattr(self._local, "log", None)
         if seen is None:
             return
+        self.kms_calls += 1
         seen.calls += 1
         error = parsed.get("Error")
         if error:
@@ -214,9 +222,9 @@ class KekWrapper:
             seen.errors.append(error_for_kms_code(str(error.get("Code", "")), status))
 
     def _after_call_error(self, **_: Any) -> None:
-        self.kms_calls += 1
         seen = getattr(self._local, "log", None)
         if seen is not None:
+            self.kms_calls += 1
             seen.calls += 1
             seen.errors.append(KmsUnavailable("KMS is unreachable or timed out; retry later"))
 
