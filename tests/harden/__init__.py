@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kmsbridge.errors import KmsBridgeError
@@ -99,12 +102,26 @@ def report(suite: str, figures: dict[str, object]) -> None:
     print(f"\n[harden] {suite}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
 
 
-__all__ = [
-    "PathProbe",
-    "encrypt",
-    "flip",
-    "frame_spans",
-    "header_length",
-    "report",
-    "tally",
-]
+@contextmanager
+def iam_enforced() -> Iterator[None]:
+    """moto's IAM enforcement (action level) for this block: set_initial_no_auth_action_count(0).
+
+    moto's decorator wraps a whole function; the tests need enforcement only around the
+    decryptor's calls, while the set-up runs as moto's unauthenticated admin.
+    """
+    from moto import settings as moto_settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    saved = moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count
+    moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    ActionAuthenticatorMixin.request_count = 0
+    try:
+        yield
+    finally:
+        moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = saved
+
+
+def allow(*actions: str) -> str:
+    """An IAM policy document allowing ``actions`` on every resource."""
+    statement = {"Effect": "Allow", "Action": list(actions), "Resource": "*"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
