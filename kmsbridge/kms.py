@@ -214,7 +214,8 @@ class KekWrapper:
         seen = getattr(self._local, "log", None)
         if seen is None:
             return
-        self.kms_calls += 1
+        with self._lock:  # hooks of concurrent loads run on several threads
+            self.kms_calls += 1
         seen.calls += 1
         error = parsed.get("Error")
         if error:
@@ -224,7 +225,8 @@ class KekWrapper:
     def _after_call_error(self, **_: Any) -> None:
         seen = getattr(self._local, "log", None)
         if seen is not None:
-            self.kms_calls += 1
+            with self._lock:
+                self.kms_calls += 1
             seen.calls += 1
             seen.errors.append(KmsUnavailable("KMS is unreachable or timed out; retry later"))
 
