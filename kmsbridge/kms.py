@@ -15,6 +15,7 @@ network faults after botocore's adaptive retries -> KMS_UNAVAILABLE (retryable).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,25 @@ from kmsbridge.errors import (
 from kmsbridge.formats import CONTEXT_ORG, kek_context
 
 log = logging.getLogger(__name__)
+
+
+class RedactKmsPlaintext(logging.Filter):
+    """botocore logs request and response bodies at DEBUG (``--debug``, a DEBUG root
+    logger), and a KMS body's ``Plaintext`` is key material: the data key that wraps a KEK.
+    The value is replaced before any handler sees the record (as the ESDK CLI does)."""
+
+    _FIELD = re.compile(r'("Plaintext"\s*:\s*")[^"]*(")')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Plaintext" in message:
+            record.msg, record.args = self._FIELD.sub(r"\1<redacted>\2", message), None
+        return True
+
+
+# The botocore loggers that print bodies: request params and prepared requests, responses.
+for _name in ("botocore.endpoint", "botocore.parsers"):
+    logging.getLogger(_name).addFilter(RedactKmsPlaintext())
 
 # Signed suite: a wrapped KEK can only be made by a principal allowed to GenerateDataKey,
 # so a decrypt-only role (the decryptor) cannot forge one. Unwrapping is rare (cache).
