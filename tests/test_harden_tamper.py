@@ -2,10 +2,15 @@
 
 One org, recordings of 3,000 bytes in 256-byte frames (12 frames), decrypted through the
 path API (``decrypt_file``) with the real decryptor (moto KMS, cached KEK). Each case must
-fail with INTEGRITY, except where the change lands in the org name of the encryption
-context and leaves valid UTF-8: that recording now names another org, and is WRONG_ORG,
-refused before any key is asked. After every failure the directory holds only the source:
-no target, no temporary file.
+fail with INTEGRITY, except for two header cases, asserted byte by byte:
+- the change lands in the org name of the encryption context and leaves valid UTF-8: the
+  recording now names another org, WRONG_ORG, refused before any key is asked;
+- the change lands in the KEK id of the data key and leaves 64 lowercase hex digits: the
+  recording now names a KEK the org does not have, NOT_FOUND from the key table (no KMS
+  call). The KEK id is not authenticated until the data key is, so this is the answer
+  for any recording of a KEK missing from the table (say, a table restored from an older
+  backup), which the Lambda contract pins as NOT_FOUND.
+After every failure the directory holds only the source: no target, no temporary file.
 """
 
 from __future__ import annotations
@@ -65,24 +70,32 @@ def org_value_span(header: bytes, org: str) -> range:
     return range(at, at + len(org))
 
 
+def expected_for_flip(header: bytes, org: str, kek_id: str, position: int, mask: int) -> str:
+    if position in org_value_span(header, org):
+        # ASCII ^ 0x01 is another ASCII org name; ^ 0xFF is not UTF-8 (malformed context).
+        return "WRONG_ORG" if mask == 0x01 else "INTEGRITY"
+    at = header.index(kek_id.encode())
+    if at <= position < at + len(kek_id):
+        digit = chr(header[position] ^ mask)
+        return "NOT_FOUND" if digit in "0123456789abcdef" else "INTEGRITY"
+    return "INTEGRITY"
+
+
 def test_every_header_byte_flipped_is_refused(rec_a: bytes, probe: PathProbe, world: World) -> None:
     length = header_length(rec_a)
-    org_bytes = org_value_span(rec_a[:length], world.org)
+    calls = world.wrapper.kms_calls
     outcomes, wrong = [], []
     for position in range(length):
         for mask in (0x01, 0xFF):
             outcome = probe.outcome(flip(rec_a, position, mask))
-            # ASCII ^ 0x01 is another ASCII org name; ^ 0xFF is not UTF-8 (malformed context).
-            expected = "WRONG_ORG" if position in org_bytes and mask == 0x01 else "INTEGRITY"
+            expected = expected_for_flip(rec_a[:length], world.org, world.kek_id, position, mask)
             if outcome != expected:
                 wrong.append((position, mask, outcome))
             outcomes.append(outcome)
     report("tamper/header", {"bytes": length, "cases": len(outcomes), **tally(outcomes)})
     assert wrong == []
-    assert tally(outcomes) == {
-        "INTEGRITY": 2 * length - len(org_bytes),
-        "WRONG_ORG": len(org_bytes),
-    }
+    assert tally(outcomes)["WRONG_ORG"] == len(world.org)
+    assert world.wrapper.kms_calls == calls  # the KEK stayed cached; no refusal reached KMS
 
 
 def test_random_body_bytes_flipped_are_refused(rec_a: bytes, probe: PathProbe) -> None:
