@@ -28,7 +28,7 @@ class AwsSettings:
 
     def client_config(self) -> Config:
         return Config(
-            retries={"mode": "adaptive", "max_attempts": self.max_attempts},
+            retries={"mode": "adaptive", "total_max_attempts": self.max_attempts},
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             tcp_keepalive=True,

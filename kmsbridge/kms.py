@@ -15,6 +15,7 @@ network faults after botocore's adaptive retries -> KMS_UNAVAILABLE (retryable).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,25 @@ from kmsbridge.errors import (
 from kmsbridge.formats import CONTEXT_ORG, kek_context
 
 log = logging.getLogger(__name__)
+
+
+class RedactKmsPlaintext(logging.Filter):
+    """botocore logs request and response bodies at DEBUG (``--debug``, a DEBUG root
+    logger), and a KMS body's ``Plaintext`` is key material: the data key that wraps a KEK.
+    The value is replaced before any handler sees the record (as the ESDK CLI does)."""
+
+    _FIELD = re.compile(r'("Plaintext"\s*:\s*")[^"]*(")')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Plaintext" in message:
+            record.msg, record.args = self._FIELD.sub(r"\1<redacted>\2", message), None
+        return True
+
+
+# The botocore loggers that print bodies: request params and prepared requests, responses.
+for _name in ("botocore.endpoint", "botocore.parsers"):
+    logging.getLogger(_name).addFilter(RedactKmsPlaintext())
 
 # Signed suite: a wrapped KEK can only be made by a principal allowed to GenerateDataKey,
 # so a decrypt-only role (the decryptor) cannot forge one. Unwrapping is rare (cache).
@@ -95,6 +115,10 @@ def error_for_kms_code(code: str, status: int | None = None) -> KmsBridgeError:
     return InternalError(f"KMS answered with an unexpected error ({code})")
 
 
+class NotWrappedUnder(IntegrityError):
+    """The blob has no data key for the KMS key tried (no KMS call made): try the next ARN."""
+
+
 @dataclass
 class _CallLog:
     """KMS outcomes seen by this thread during one ESDK call (botocore event hooks)."""
@@ -146,7 +170,7 @@ class KekWrapper:
                 plaintext, header = self._call(
                     partial(self._esdk.decrypt, source=blob, key_provider=provider)
                 )
-            except (AccessRevoked, NotFound, KmsUnavailable, InternalError) as exc:
+            except (AccessRevoked, NotFound, KmsUnavailable, InternalError, NotWrappedUnder) as exc:
                 errors.append(exc)
                 continue
             check_kek_context(dict(header.encryption_context), org, kek_id)
@@ -156,12 +180,15 @@ class KekWrapper:
     def key_state(self, arn: str) -> str:
         """KMS's KeyState for one key (Enabled, Disabled, PendingDeletion, ...), or an error."""
         client = self._kms_client(region_of(arn))
+        self._local.log = _CallLog(errors=[])
         try:
             return str(client.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"])
         except ClientError as exc:
             raise _client_error(exc) from None
         except BotoCoreError:
             raise KmsUnavailable("KMS is unreachable; retry later") from None
+        finally:
+            self._local.log = None
 
     # ------------------------------------------------------------ internals
 
@@ -178,10 +205,12 @@ class KekWrapper:
             if seen.errors:
                 raise most_actionable(seen.errors) from None
             if seen.calls == 0:
-                raise IntegrityError(
+                raise NotWrappedUnder(
                     "the wrapped KEK is not wrapped under any of the org's KMS keys"
                 ) from None
             raise IntegrityError("the wrapped KEK failed authentication") from None
+        finally:
+            self._local.log = None
 
     def _provider(self, arns: tuple[str, ...]) -> MRKAwareStrictAwsKmsMasterKeyProvider:
         key = "\n".join(arns)
@@ -192,17 +221,21 @@ class KekWrapper:
 
     def _kms_client(self, region: str) -> Any:
         client = self._clients.client("kms", region)
-        if not getattr(client, "_kmsbridge_hooked", False):
-            client.meta.events.register("after-call.kms", self._after_call)
-            client.meta.events.register("after-call-error.kms", self._after_call_error)
-            client._kmsbridge_hooked = True
+        # Clients are shared (AwsClients): every wrapper hooks them once (unique_id), and a
+        # hook records only the calls its own wrapper made on this thread (``_local.log``).
+        events = client.meta.events
+        events.register("after-call.kms", self._after_call, unique_id=f"kmsbridge-{id(self)}")
+        events.register(
+            "after-call-error.kms", self._after_call_error, unique_id=f"kmsbridge-e-{id(self)}"
+        )
         return client
 
     def _after_call(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
-        self.kms_calls += 1
         seen = getattr(self._local, "log", None)
         if seen is None:
             return
+        with self._lock:  # hooks of concurrent loads run on several threads
+            self.kms_calls += 1
         seen.calls += 1
         error = parsed.get("Error")
         if error:
@@ -210,9 +243,10 @@ class KekWrapper:
             seen.errors.append(error_for_kms_code(str(error.get("Code", "")), status))
 
     def _after_call_error(self, **_: Any) -> None:
-        self.kms_calls += 1
         seen = getattr(self._local, "log", None)
         if seen is not None:
+            with self._lock:
+                self.kms_calls += 1
             seen.calls += 1
             seen.errors.append(KmsUnavailable("KMS is unreachable or timed out; retry later"))
 
