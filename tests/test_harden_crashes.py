@@ -10,8 +10,7 @@ the manifest names each recording once, the job folder holds exactly one object 
 recording (plus job.json, the batch results and the manifest), and each object decrypts
 (with the official ESDK, through KMS) to its recording's plaintext.
 
-Not covered yet: killing a rewrap (``kmsbridge kek rewrap``, issue 5) has not landed in
-main.
+Killing a rewrap is in ``test_harden_crash_rewrap.py``.
 """
 
 from __future__ import annotations
