@@ -67,6 +67,7 @@ for _name in ("botocore.endpoint", "botocore.parsers"):
 # so a decrypt-only role (the decryptor) cannot forge one. Unwrapping is rare (cache).
 KEK_WRAP_SUITE = Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384
 _ESDK_PUBLIC_KEY_CONTEXT = "aws-crypto-public-key"
+KEY_STATE_NOT_VISIBLE = "NotVisible"
 # The KEK blob carries one EDK per ARN; a few replicas at most.
 MAX_KEK_DATA_KEYS = 8
 
@@ -178,13 +179,21 @@ class KekWrapper:
         raise most_actionable(errors)
 
     def key_state(self, arn: str) -> str:
-        """KMS's KeyState for one key (Enabled, Disabled, PendingDeletion, ...), or an error."""
+        """KMS's KeyState for one key (Enabled, Disabled, PendingDeletion, ...), or an error.
+
+        ``NotVisible`` when this identity may not call DescribeKey. The platform's roles are
+        given none on purpose: KMS evaluates no encryption context on DescribeKey, so it
+        cannot be limited to the org. The canary unwrap is then the verdict on access.
+        """
         client = self._kms_client(region_of(arn))
         self._local.log = _CallLog(errors=[])
         try:
             return str(client.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"])
         except ClientError as exc:
-            raise _client_error(exc) from None
+            error = _client_error(exc)
+            if isinstance(error, AccessRevoked):
+                return KEY_STATE_NOT_VISIBLE
+            raise error from None
         except BotoCoreError:
             raise KmsUnavailable("KMS is unreachable; retry later") from None
         finally:

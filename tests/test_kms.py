@@ -273,3 +273,21 @@ def test_error_codes_table() -> None:
     assert isinstance(error_for_kms_code("403"), AccessRevoked)
     assert isinstance(error_for_kms_code("Weird", 502), KmsUnavailable)
     assert isinstance(error_for_kms_code("Weird", 400), InternalError)
+
+
+def test_key_state_without_describe_permission_is_not_visible(aws: AwsClients) -> None:
+    arn = new_key(aws)
+    iam = aws.client("iam")
+    iam.create_user(UserName="no-describe")
+    iam.put_user_policy(
+        UserName="no-describe", PolicyName="p", PolicyDocument=_policy(["kms:Decrypt"])
+    )
+    key = iam.create_access_key(UserName="no-describe")["AccessKey"]
+    session = boto3.Session(
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        region_name=REGION,
+    )
+    wrapper = KekWrapper(AwsClients(AwsSettings(region=REGION), _session=session))
+    with iam_enforced():
+        assert wrapper.key_state(arn) == "NotVisible"
