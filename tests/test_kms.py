@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto import settings as moto_settings
-from moto.core.authorization import ActionAuthenticatorMixin
 
 from kmsbridge.aws import AwsClients, AwsSettings
 from kmsbridge.errors import (
@@ -26,6 +23,7 @@ from kmsbridge.errors import (
 from kmsbridge.keks import KekPublicKey, generate_kek, private_key_pkcs8
 from kmsbridge.kms import KekWrapper, distinct_keys, error_for_kms_code, region_of
 from tests.conftest import REGION
+from tests.harden import allow, iam_enforced
 
 ORG = "acme"
 
@@ -202,25 +200,18 @@ def test_network_failure_is_kms_unavailable(aws: AwsClients, kek: tuple[bytes, A
     assert info.value.retryable
 
 
-@contextmanager
-def iam_enforced() -> Iterator[None]:
-    """moto's IAM enforcement (action level) from now on, for this block."""
-    saved = moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count
-    moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
-    ActionAuthenticatorMixin.request_count = 0
-    try:
-        yield
-    finally:
-        moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = saved
-
-
-def _policy(actions: list[str]) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
-        }
+def wrapper_as_iam_user(aws: AwsClients, name: str, *actions: str) -> KekWrapper:
+    """A KekWrapper whose calls are signed by a new IAM user allowed only ``actions``."""
+    iam = aws.client("iam")
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=allow(*actions))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    session = boto3.Session(
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        region_name=REGION,
     )
+    return KekWrapper(AwsClients(AwsSettings(region=REGION), _session=session))
 
 
 def test_losing_kms_decrypt_in_iam_is_access_revoked(
@@ -229,22 +220,11 @@ def test_losing_kms_decrypt_in_iam_is_access_revoked(
     pkcs8, public = kek
     arn = new_key(aws)
     blob = KekWrapper(aws).wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
-    iam = aws.client("iam")
-    iam.create_user(UserName="decryptor")
-    iam.put_user_policy(
-        UserName="decryptor", PolicyName="p", PolicyDocument=_policy(["kms:Decrypt"])
-    )
-    key = iam.create_access_key(UserName="decryptor")["AccessKey"]
-    session = boto3.Session(
-        aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"],
-        region_name=REGION,
-    )
-    wrapper = KekWrapper(AwsClients(AwsSettings(region=REGION), _session=session))
+    wrapper = wrapper_as_iam_user(aws, "decryptor", "kms:Decrypt")
     with iam_enforced():
         assert wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn]) == pkcs8
-    iam.put_user_policy(
-        UserName="decryptor", PolicyName="p", PolicyDocument=_policy(["kms:DescribeKey"])
+    aws.client("iam").put_user_policy(
+        UserName="decryptor", PolicyName="p", PolicyDocument=allow("kms:DescribeKey")
     )
     with iam_enforced(), pytest.raises(AccessRevoked):
         wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
@@ -277,17 +257,6 @@ def test_error_codes_table() -> None:
 
 def test_key_state_without_describe_permission_is_not_visible(aws: AwsClients) -> None:
     arn = new_key(aws)
-    iam = aws.client("iam")
-    iam.create_user(UserName="no-describe")
-    iam.put_user_policy(
-        UserName="no-describe", PolicyName="p", PolicyDocument=_policy(["kms:Decrypt"])
-    )
-    key = iam.create_access_key(UserName="no-describe")["AccessKey"]
-    session = boto3.Session(
-        aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"],
-        region_name=REGION,
-    )
-    wrapper = KekWrapper(AwsClients(AwsSettings(region=REGION), _session=session))
+    wrapper = wrapper_as_iam_user(aws, "no-describe", "kms:Decrypt")
     with iam_enforced():
         assert wrapper.key_state(arn) == "NotVisible"
