@@ -603,14 +603,27 @@ data "aws_iam_policy_document" "jobs" {
     }
   }
 
+  # An export job checks which outputs exist (a retried message reuses them), reads the
+  # batch results and writes the manifest once all are in.
   dynamic "statement" {
     for_each = var.export_bucket_arn == null ? [] : [1]
 
     content {
       sid       = "WriteExports"
       effect    = "Allow"
-      actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+      actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
       resources = ["${var.export_bucket_arn}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.export_bucket_arn == null ? [] : [1]
+
+    content {
+      sid       = "ListExports"
+      effect    = "Allow"
+      actions   = ["s3:ListBucket"]
+      resources = [var.export_bucket_arn]
     }
   }
 }
