@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography import x509
+
 from kmsbridge.audit import audit
 from kmsbridge.errors import InvalidRequest, KmsBridgeError, NotFound
 from kmsbridge.formats import DEFAULT_KEK_BITS, KEK_KEY_SIZES, validate_kek_id, validate_org
@@ -124,9 +126,28 @@ def create_org(
 
 
 def not_after(org: OrgRecord, kek: KekRecord) -> datetime:
-    """When the active KEK's cryptoperiod for new encryptions ends."""
+    """When the active KEK stops encrypting: its cryptoperiod's end, or its certificate's.
+
+    An imported KEK keeps its X.509 certificate; once that expires, the key encrypts
+    nothing new (it still decrypts).
+    """
     started = parse_iso(kek.activated_at or kek.created_at)
-    return started + timedelta(days=org.cryptoperiod_days)
+    until = started + timedelta(days=org.cryptoperiod_days)
+    if kek.certificate is not None:
+        until = min(until, x509.load_der_x509_certificate(kek.certificate).not_valid_after_utc)
+    return until
+
+
+def check_certificate_started(org: str, kek: KekRecord, now: datetime) -> None:
+    """An imported KEK whose certificate is not valid yet encrypts nothing yet."""
+    if kek.certificate is None:
+        return
+    starts = x509.load_der_x509_certificate(kek.certificate).not_valid_before_utc
+    if now < starts:
+        raise InvalidRequest(
+            f"the active KEK of org {org!r} has a certificate not valid before {iso(starts)}; "
+            "it encrypts nothing until then"
+        )
 
 
 def public_key_for_encryption(
@@ -154,13 +175,15 @@ def public_key_for_encryption(
             org_record, kek = store.active_kek(org)
         until = not_after(org_record, kek)
     check_not_expired(org, until, now)
+    check_certificate_started(org, kek, now)
     return KekPublicKey.from_der(kek.public_key)
 
 
 def check_not_expired(org: str, until: datetime, now: datetime) -> None:
     if now >= until:
         raise InvalidRequest(
-            f"the active KEK of org {org!r} passed its cryptoperiod on {iso(until)}; "
+            f"the active KEK of org {org!r} passed its cryptoperiod (or its certificate "
+            f"expired) on {iso(until)}; "
             f"rotate it first: kmsbridge kek rotate {org}"
         )
 

@@ -313,3 +313,37 @@ def test_activated_import_becomes_the_active_kek_for_new_recordings(
         io.BytesIO(world.encrypt(b"new call")), out, org=world.org, data_keys=world.decryptor
     )
     assert out.getvalue() == b"new call"
+
+
+def test_an_active_imported_kek_stops_encrypting_when_its_certificate_expires(
+    world: World,
+) -> None:
+    from kmsbridge.bundle import bundle_for
+    from tests.legacy_pki import DAY, make_identity, rsa_key
+
+    expiring = make_identity(
+        "short-lived recorder",
+        rsa_key(7),
+        not_before=FIXED_NOW - DAY,
+        not_after=FIXED_NOW + 10 * DAY,
+    )
+    do_import(world, expiring, activate=True)
+    assert public_key_for_encryption(world.store, world.org, now=FIXED_NOW + 9 * DAY)
+    assert bundle_for(world.store, world.org)["not_after"].startswith(
+        (FIXED_NOW + 10 * DAY).strftime("%Y-%m-%d")
+    )
+    with pytest.raises(InvalidRequest, match="certificate"):
+        public_key_for_encryption(world.store, world.org, now=FIXED_NOW + 11 * DAY)
+
+
+def test_an_active_imported_kek_encrypts_nothing_before_its_certificate_starts(
+    world: World,
+) -> None:
+    from tests.legacy_pki import DAY, make_identity, rsa_key
+
+    later = make_identity(
+        "future recorder", rsa_key(8), not_before=FIXED_NOW - DAY, not_after=FIXED_NOW + 99 * DAY
+    )
+    do_import(world, later, activate=True)
+    with pytest.raises(InvalidRequest, match="not valid before"):
+        public_key_for_encryption(world.store, world.org, now=FIXED_NOW - 2 * DAY)
