@@ -1,11 +1,12 @@
 """Hardening 7, crashes: ``kmsbridge kek rewrap`` SIGKILLed at random points, then rerun.
 
 An org with eight KEKs (seven rotations, on moto's server over HTTP) and a recording under
-each moves to new KMS keys. A first, uninterrupted rewrap to an interim key times a whole
-run; then ``kek rewrap`` subprocesses, each to a key of its own, are killed with SIGKILL
-after seeded random delays within that time. After every kill each recording still plays
-(through a decryptor with no cache, so each play unwraps through KMS). A last run to the
-final key finishes the job; then every KEK is on that key only, the org lists it, there
+each moves to new KMS keys. ``kek rewrap`` subprocesses, each to a key of its own, are
+killed with SIGKILL once a seeded random number of KEKs are on their key, plus a random
+moment inside the next KEK's steps (watching the key table, not the clock, so the kills
+land inside the run on a fast or a slow machine). After every kill each recording still
+plays (through a decryptor with no cache, so each play unwraps through KMS). A last run to
+the final key finishes the job; then every KEK is on that key only, the org lists it, there
 are still exactly eight KEK items with one active, and with the old keys disabled
 everything plays.
 """
@@ -52,6 +53,18 @@ def rewrap_process(world: World, new_arn: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def wait_until_moved(
+    world: World, target: str, count: int, process: subprocess.Popen[bytes]
+) -> None:
+    """Poll the key table until ``count`` KEKs list only ``target`` (or the run ended)."""
+    deadline = time.monotonic() + FINISH_BOUND
+    while process.poll() is None and time.monotonic() < deadline:
+        moved = sum(k.kms_keys == (target,) for k in world.store.list_keks(world.org))
+        if moved >= count:
+            return
+        time.sleep(0.01)
+
+
 def plays_everything(world: World, recordings: dict[str, bytes]) -> bool:
     decryptor = Decryptor(world.store, world.wrapper, max_age=0, now=Clock())
     for blob, plaintext in recordings.items():
@@ -80,25 +93,20 @@ def test_killed_rewraps_lose_nothing_and_a_rerun_finishes(server_world: World) -
             recording_id=f"period-{period}",
         )
         recordings[out.getvalue()] = plaintext
-    # A first, uninterrupted rewrap to another key measures how long a whole run takes,
-    # so the kills below land anywhere from start-up to the last write.
-    interim = w.kms_client.create_key(Description="an interim key")["KeyMetadata"]["Arn"]
-    started = time.monotonic()
-    first = rewrap_process(w, interim)
-    assert first.wait(timeout=FINISH_BOUND) == 0
-    whole_run = time.monotonic() - started
     new_arn = w.kms_client.create_key(Description="the customer's new key")["KeyMetadata"]["Arn"]
 
     rng = random.Random(20261123)
     finished_early = 0
-    old_keys = [w.key_arn, interim]
+    old_keys = [w.key_arn]
     for attempt in range(KILLS):
         # Each killed run moves to a key of its own, so it always has the whole job to do,
-        # starting from whatever mix of keys the previous kill left.
+        # starting from whatever mix of keys the previous kill left. It is killed once a
+        # random number of KEKs are on its key, plus a random moment inside the next one.
         target = w.kms_client.create_key(Description=f"key {attempt}")["KeyMetadata"]["Arn"]
         old_keys.append(target)
         process = rewrap_process(w, target)
-        time.sleep(rng.uniform(0.4, 1.0) * whole_run)  # the first ~40% is imports
+        wait_until_moved(w, target, rng.randrange(PERIODS - 1), process)
+        time.sleep(rng.uniform(0, 0.05))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         else:
