@@ -20,12 +20,7 @@ import aws_encryption_sdk
 from aws_encryption_sdk.identifiers import (
     Algorithm,
     CommitmentPolicy,
-    EncryptionKeyType,
-    WrappingAlgorithm,
 )
-from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
-from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bench.common import (
@@ -41,8 +36,9 @@ from bench.common import (
     workdir,
     write_random_file,
 )
-from kmsbridge.formats import CONTEXT_ORG, CONTEXT_RECORDING, FRAME_LENGTH, PROVIDER_ID
+from kmsbridge.formats import CONTEXT_ORG, CONTEXT_RECORDING, FRAME_LENGTH
 from kmsbridge.message import frame_iv
+from kmsbridge.playback import esdk_kek_provider
 from kmsbridge.recordings import decrypt_stream, encrypt_stream, private_key_data_keys
 
 ORG = "bench"
@@ -110,34 +106,13 @@ def aes_gcm_decrypt(src: Path, dst: Path, chunk: int) -> None:
             o.write(out[: n - 16])
 
 
-class _RsaProvider(RawMasterKeyProvider):  # type: ignore[misc]
-    """The ESDK's view of a KEK: raw RSA-OAEP-SHA256, provider id ``kmsbridge``."""
-
-    provider_id = PROVIDER_ID
-
-    def __init__(self, **kwargs: Any) -> None:
-        private, public = bench_kek()
-        self._pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        self.add_master_key(public.kek_id.encode("ascii"))
-
-    def _get_raw_key(self, key_id: bytes) -> WrappingKey:
-        return WrappingKey(
-            wrapping_algorithm=WrappingAlgorithm.RSA_OAEP_SHA256_MGF1,
-            wrapping_key=self._pem,
-            wrapping_key_type=EncryptionKeyType.PRIVATE,
-        )
-
-
 @functools.cache
-def _esdk() -> tuple[Any, _RsaProvider]:
+def _esdk() -> tuple[Any, Any]:
     client = aws_encryption_sdk.EncryptionSDKClient(
         commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
     )
-    return client, _RsaProvider()
+    private, public = bench_kek()
+    return client, esdk_kek_provider(public, private)
 
 
 def esdk_encrypt(src: Path, dst: Path, frame_length: int) -> None:

@@ -13,13 +13,22 @@ import io
 from typing import Any, BinaryIO
 
 import aws_encryption_sdk
-from aws_encryption_sdk.identifiers import CommitmentPolicy
+from aws_encryption_sdk.identifiers import (
+    CommitmentPolicy,
+    EncryptionKeyType,
+    WrappingAlgorithm,
+)
+from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
+from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
 from aws_encryption_sdk.materials_managers import DecryptionMaterials
 from aws_encryption_sdk.materials_managers.base import CryptoMaterialsManager
 from aws_encryption_sdk.structures import DataKey, MasterKeyInfo
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kmsbridge.errors import IntegrityError, InvalidRequest
 from kmsbridge.formats import MAX_ENCRYPTED_DATA_KEYS, PROVIDER_ID, RECORDING_SUITE_ID
+from kmsbridge.keks import KekPublicKey
 from kmsbridge.message import MessageHeader
 from kmsbridge.recordings import DataKeySource, check_org, kek_data_key, read_header
 
@@ -83,3 +92,41 @@ def esdk_decrypt_stream(source: BinaryIO, *, org: str, data_keys: DataKeySource)
     )
     stream = io.BufferedReader(_Prefixed(header.raw, source))
     return client.stream(mode="d", source=stream, materials_manager=manager)
+
+
+class _KekProvider(RawMasterKeyProvider):  # type: ignore[misc]
+    provider_id = PROVIDER_ID
+    wrapping_key: WrappingKey
+
+    def _get_raw_key(self, key_id: bytes) -> WrappingKey:
+        return self.wrapping_key
+
+
+def esdk_kek_provider(
+    public: KekPublicKey, private: rsa.RSAPrivateKey | None = None
+) -> RawMasterKeyProvider:
+    """The official ESDK's view of a KEK: raw RSA-OAEP-SHA256-MGF1, provider ``kmsbridge``.
+
+    With the public key only, a plain ESDK client writes recordings kmsbridge plays; with
+    the private key too, it reads them (tools, interop tests, benchmarks).
+    """
+    if private is None:
+        key = public.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        kind = EncryptionKeyType.PUBLIC
+    else:
+        key = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        kind = EncryptionKeyType.PRIVATE
+    provider = _KekProvider()
+    provider.wrapping_key = WrappingKey(
+        wrapping_algorithm=WrappingAlgorithm.RSA_OAEP_SHA256_MGF1,
+        wrapping_key=key,
+        wrapping_key_type=kind,
+    )
+    provider.add_master_key(public.kek_id.encode("ascii"))
+    return provider

@@ -17,13 +17,10 @@ import pytest
 from aws_encryption_sdk.identifiers import (
     Algorithm,
     CommitmentPolicy,
-    EncryptionKeyType,
-    WrappingAlgorithm,
 )
-from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
 from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -36,11 +33,11 @@ from kmsbridge.formats import (
     CONTEXT_ORG,
     CONTEXT_RECORDING,
     FRAME_LENGTH,
-    PROVIDER_ID,
     RECORDING_SUITE_ID,
 )
 from kmsbridge.keks import KekPublicKey
 from kmsbridge.message import CONTENT_NON_FRAMED, derive_message_keys
+from kmsbridge.playback import esdk_kek_provider
 from kmsbridge.recordings import decrypt_stream, encrypt_stream, private_key_data_keys
 
 ORG = "acme"
@@ -49,42 +46,17 @@ MIB = 1024 * 1024
 FRAME_LENGTHS = sorted({128, 4096, FRAME_LENGTH, MIB})
 
 
-class KmsbridgeRsaProvider(RawMasterKeyProvider):  # type: ignore[misc]
-    """The ESDK's view of a KEK: raw RSA, OAEP-SHA256-MGF1, provider id ``kmsbridge``."""
-
-    provider_id = PROVIDER_ID
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._pem = b""
-
-    def use(self, private: rsa.RSAPrivateKey, kek_id: str) -> KmsbridgeRsaProvider:
-        self._pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        self.add_master_key(kek_id.encode("ascii"))
-        return self
-
-    def _get_raw_key(self, key_id: bytes) -> WrappingKey:
-        return WrappingKey(
-            wrapping_algorithm=WrappingAlgorithm.RSA_OAEP_SHA256_MGF1,
-            wrapping_key=self._pem,
-            wrapping_key_type=EncryptionKeyType.PRIVATE,
-        )
-
-
 @pytest.fixture(scope="module")
 def esdk(kek_pair: tuple[rsa.RSAPrivateKey, KekPublicKey]) -> Esdk:
     private, public = kek_pair
-    return Esdk(KmsbridgeRsaProvider().use(private, public.kek_id), private, public)
+    return Esdk(esdk_kek_provider(public, private), private, public)
 
 
 class Esdk:
     """The official SDK with the KEK as its master key, and our side of the same key."""
 
     def __init__(
-        self, provider: KmsbridgeRsaProvider, private: rsa.RSAPrivateKey, public: KekPublicKey
+        self, provider: RawMasterKeyProvider, private: rsa.RSAPrivateKey, public: KekPublicKey
     ) -> None:
         self.provider = provider
         self.public = public

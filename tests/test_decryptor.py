@@ -8,6 +8,7 @@ import os
 import pytest
 
 from kmsbridge.errors import AccessRevoked, IntegrityError, InvalidRequest, WrongOrg
+from kmsbridge.playback import esdk_kek_provider
 from kmsbridge.recordings import decrypt_stream, read_header
 from tests.conftest import World
 
@@ -167,29 +168,9 @@ def test_a_message_the_plain_esdk_wrote_plays_through_the_decryptor(world: World
     from aws_encryption_sdk.identifiers import (
         Algorithm,
         CommitmentPolicy,
-        EncryptionKeyType,
-        WrappingAlgorithm,
-    )
-    from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
-    from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
-    from cryptography.hazmat.primitives import serialization
-
-    pem = world.public_key.key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
-    class PublicOnly(RawMasterKeyProvider):  # type: ignore[misc]
-        provider_id = "kmsbridge"
-
-        def _get_raw_key(self, key_id: bytes) -> WrappingKey:
-            return WrappingKey(
-                wrapping_algorithm=WrappingAlgorithm.RSA_OAEP_SHA256_MGF1,
-                wrapping_key=pem,
-                wrapping_key_type=EncryptionKeyType.PUBLIC,
-            )
-
-    provider = PublicOnly()
-    provider.add_master_key(world.kek_id.encode())
+    provider = esdk_kek_provider(world.public_key)  # the public key only
     data = os.urandom(30_000)
     blob, _ = aws_encryption_sdk.EncryptionSDKClient(
         commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT

@@ -18,10 +18,11 @@ from kmsbridge.cli.main import main
 from kmsbridge.errors import IntegrityError, InvalidRequest, NotFound, WrongOrg
 from kmsbridge.formats import MAX_RANGE_BYTES
 from kmsbridge.keks import KekPublicKey
+from kmsbridge.playback import esdk_kek_provider
 from kmsbridge.ranges import HEADER_PROBE_BYTES, DecryptedRange, S3Object, decrypt_range
 from kmsbridge.recordings import encrypt_stream, private_key_data_keys, read_header
 from tests.conftest import World
-from tests.test_codec_interop import Esdk, KmsbridgeRsaProvider
+from tests.test_codec_interop import Esdk
 
 ORG = "acme"
 F = 128  # small frames: many frames in little data
@@ -185,7 +186,7 @@ def test_an_esdk_recording_with_an_empty_final_frame(
 ) -> None:
     """The Python ESDK ends a multiple of the frame length with an empty final frame."""
     private, public = kek_pair
-    esdk = Esdk(KmsbridgeRsaProvider().use(private, public.kek_id), private, public)
+    esdk = Esdk(esdk_kek_provider(public, private), private, public)
     data = os.urandom(4 * F)
     blob = esdk.encrypt(data, F)
     for start, end in [(0, 4 * F), (3 * F, 4 * F), (4 * F, 4 * F), (F + 3, 2 * F + 3)]:
@@ -251,7 +252,7 @@ def test_a_non_framed_recording_is_refused(
     kek_pair: tuple[rsa.RSAPrivateKey, KekPublicKey], keys: CountingKeys
 ) -> None:
     private, public = kek_pair
-    esdk = Esdk(KmsbridgeRsaProvider().use(private, public.kek_id), private, public)
+    esdk = Esdk(esdk_kek_provider(public, private), private, public)
     blob = esdk.encrypt(b"x" * 1000, frame_length=0)
     with pytest.raises(InvalidRequest, match="framed"):
         decrypt_range(io.BytesIO(blob), 0, 10, org=ORG, data_keys=keys)

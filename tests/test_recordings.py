@@ -14,60 +14,24 @@ import pytest
 from aws_encryption_sdk.identifiers import (
     Algorithm,
     CommitmentPolicy,
-    EncryptionKeyType,
-    WrappingAlgorithm,
 )
-from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
-from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kmsbridge.errors import IntegrityError, InvalidRequest, WrongOrg
-from kmsbridge.keks import KekPublicKey, unwrap_dek
-from kmsbridge.message import parse_header
+from kmsbridge.keks import KekPublicKey
+from kmsbridge.playback import esdk_kek_provider
 from kmsbridge.recordings import (
     decrypt_file,
     decrypt_stream,
     encrypt_file,
     encrypt_stream,
     kek_data_key,
+    private_key_data_keys,
     read_header,
 )
 
 ORG = "acme"
 CONTEXT = {"kmsbridge:org": ORG, "kmsbridge:recording": "call-9"}
-
-
-def key_source(private: rsa.RSAPrivateKey) -> Any:
-    """A data-key source from a KEK private key, with no AWS (the decryptor's core step)."""
-
-    def source(org: str, header: bytes) -> bytes:
-        parsed = parse_header(io.BytesIO(header).read)
-        return unwrap_dek(private, kek_data_key(parsed)[1])
-
-    return source
-
-
-def esdk_provider(private: rsa.RSAPrivateKey, public: KekPublicKey) -> RawMasterKeyProvider:
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-    class Provider(RawMasterKeyProvider):  # type: ignore[misc]
-        provider_id = "kmsbridge"
-
-        def _get_raw_key(self, key_id: bytes) -> WrappingKey:
-            return WrappingKey(
-                wrapping_algorithm=WrappingAlgorithm.RSA_OAEP_SHA256_MGF1,
-                wrapping_key=pem,
-                wrapping_key_type=EncryptionKeyType.PRIVATE,
-            )
-
-    provider = Provider()
-    provider.add_master_key(public.kek_id.encode())
-    return provider
 
 
 ESDK = aws_encryption_sdk.EncryptionSDKClient(
@@ -91,7 +55,7 @@ def encrypt(public: KekPublicKey, data: bytes, frame_length: int = 4096, **kw: A
 
 def decrypt(private: rsa.RSAPrivateKey, blob: bytes, org: str = ORG) -> bytes:
     out = io.BytesIO()
-    decrypt_stream(io.BytesIO(blob), out, org=org, data_keys=key_source(private))
+    decrypt_stream(io.BytesIO(blob), out, org=org, data_keys=private_key_data_keys(private))
     return out.getvalue()
 
 
@@ -101,7 +65,7 @@ def test_round_trip_and_the_official_esdk_reads_it(kek_pair: Any, size: int) -> 
     data = os.urandom(size)
     blob = encrypt(public, data)
     assert decrypt(private, blob) == data
-    plaintext, header = ESDK.decrypt(source=blob, key_provider=esdk_provider(private, public))
+    plaintext, header = ESDK.decrypt(source=blob, key_provider=esdk_kek_provider(public, private))
     assert plaintext == data
     assert header.encryption_context == CONTEXT
     assert header.algorithm == Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY
@@ -113,7 +77,7 @@ def test_we_read_what_the_official_esdk_writes(kek_pair: Any, frame_length: int)
     data = os.urandom(10_000)
     blob, _ = ESDK.encrypt(
         source=data,
-        key_provider=esdk_provider(private, public),
+        key_provider=esdk_kek_provider(public, private),
         encryption_context=CONTEXT,
         algorithm=Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
         frame_length=frame_length,
@@ -149,7 +113,7 @@ def test_a_signing_suite_is_refused(kek_pair: Any) -> None:
     private, public = kek_pair
     blob, _ = ESDK.encrypt(
         source=b"data",
-        key_provider=esdk_provider(private, public),
+        key_provider=esdk_kek_provider(public, private),
         encryption_context=CONTEXT,
         algorithm=Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384,
     )
@@ -215,7 +179,7 @@ def test_path_api_publishes_only_a_whole_authenticated_recording(
         tmp_path / "rec.wav", encrypt_file_path, public_key=public, org=ORG, recording_id="call-9"
     )
     out = tmp_path / "out.wav"
-    info = decrypt_file(encrypt_file_path, out, org=ORG, data_keys=key_source(private))
+    info = decrypt_file(encrypt_file_path, out, org=ORG, data_keys=private_key_data_keys(private))
     assert out.read_bytes() == data and info.plaintext_bytes == len(data)
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
@@ -224,7 +188,7 @@ def test_path_api_publishes_only_a_whole_authenticated_recording(
     encrypt_file_path.write_bytes(bytes(bad))
     target = tmp_path / "never.wav"
     with pytest.raises(IntegrityError):
-        decrypt_file(encrypt_file_path, target, org=ORG, data_keys=key_source(private))
+        decrypt_file(encrypt_file_path, target, org=ORG, data_keys=private_key_data_keys(private))
     assert not target.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav", "rec.enc", "rec.wav"]
 
