@@ -7,14 +7,13 @@ what is measured is our local work, and how many KMS calls the caches let throug
 from __future__ import annotations
 
 import io
-import os
 import random
 import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +23,7 @@ from moto import mock_aws
 from bench.common import Result, fmt_ms
 from kmsbridge.aws import AwsClients, AwsSettings
 from kmsbridge.decryptor import Decryptor
+from kmsbridge.embedded import environment
 from kmsbridge.formats import oaep_padding
 from kmsbridge.keks import KekPublicKey, load_unwrapped_private_key, private_key_pkcs8, unwrap_dek
 from kmsbridge.kms import KekWrapper
@@ -72,22 +72,14 @@ def moto_world() -> Iterator[World]:
         yield World(decryptor, wrapper, store, kek.kek_id, KekPublicKey.from_der(kek.public_key))
 
 
-@contextmanager
-def _dummy_credentials() -> Iterator[None]:
-    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
-    saved = {name: os.environ.get(name) for name in (*names, "AWS_ENDPOINT_URL")}
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
-    for name in names[2:]:
-        os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def _dummy_credentials() -> AbstractContextManager[None]:
+    return environment(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_SESSION_TOKEN=None,
+        AWS_PROFILE=None,
+        AWS_ENDPOINT_URL=None,
+    )
 
 
 def make_headers(public: KekPublicKey, count: int) -> list[bytes]:

@@ -28,7 +28,7 @@ from kmsbridge import lifecycle
 from kmsbridge.aws import AwsClients, AwsSettings
 from kmsbridge.bundle import bundle_for, read_bundle, write_bundle
 from kmsbridge.decryptor import Decryptor
-from kmsbridge.embedded import embedded_aws
+from kmsbridge.embedded import embedded_aws, environment
 from kmsbridge.errors import AccessRevoked, InternalError, InvalidRequest
 from kmsbridge.kms import KekWrapper
 from kmsbridge.lifecycle import create_org
@@ -140,7 +140,7 @@ def run(
         store = KeyStore(clients.client("dynamodb"), TABLE_PREFIX + os.urandom(3).hex())
         world = DemoWorld(endpoint, clients, KekWrapper(clients), store, workdir, narrator)
         narrator.say(f"kmsbridge demo: an embedded AWS (moto) at {endpoint}; real calls only.")
-        with _environment(KMSBRIDGE_TABLE=store.table, KMSBRIDGE_MAX_AGE_SECONDS=f"{max_age:g}"):
+        with environment(KMSBRIDGE_TABLE=store.table, KMSBRIDGE_MAX_AGE_SECONDS=f"{max_age:g}"):
             outcomes = Story(world, narrator, player_factory, rotate, max_age).tell()
         if keep is not None:
             narrator.say(f"\nThe call, its recordings and bundles are in {workdir}.")
@@ -328,33 +328,12 @@ def _audit_to(narrator: Narrator) -> Iterator[None]:
 
 def _aws_switched_off() -> AbstractContextManager[None]:
     """No credentials and an endpoint that answers nothing: any AWS call would fail."""
-    return _environment(
+    return environment(
         AWS_ACCESS_KEY_ID=None,
         AWS_SECRET_ACCESS_KEY=None,
         AWS_SESSION_TOKEN=None,
         AWS_ENDPOINT_URL="http://127.0.0.1:9",  # the discard port: nothing listens there
     )
-
-
-@contextmanager
-def _environment(**values: str | None) -> Iterator[None]:
-    """Set (or, for None, remove) environment variables for the block, then restore them.
-
-    The decryptor (library or Lambda handler) reads its settings from the environment, as
-    it does in production: KMSBRIDGE_TABLE, KMSBRIDGE_MAX_AGE_SECONDS.
-    """
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            os.environ.pop(name, None)
-            if value is not None:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name, None)
-            if value is not None:
-                os.environ[name] = value
 
 
 @contextmanager

@@ -253,27 +253,35 @@ def embedded_aws(region: str = "us-east-1") -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in _ENV}
-    os.environ.update(
-        _ENV | {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
-    )
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        saved.setdefault(name, os.environ.pop(name, None))
+    values: dict[str, str | None] = {
+        "AWS_ACCESS_KEY_ID": "kmsbridge-embedded",
+        "AWS_SECRET_ACCESS_KEY": "kmsbridge-embedded",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_PROFILE": None,
+        "AWS_SESSION_TOKEN": None,
+        "AWS_SECURITY_TOKEN": None,
+    }
     try:
-        yield endpoint
+        with environment(**values):
+            yield endpoint
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         server.stop()
 
 
-_ENV = {
-    "AWS_ACCESS_KEY_ID": "kmsbridge-embedded",
-    "AWS_SECRET_ACCESS_KEY": "kmsbridge-embedded",
-    "AWS_ENDPOINT_URL": "",
-    "AWS_DEFAULT_REGION": "",
-    "AWS_REGION": "",
-}
+@contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (or, for None, remove) environment variables for the block, then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
