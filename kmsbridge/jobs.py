@@ -35,16 +35,23 @@ SQS_BATCH_LIMIT = 10
 
 
 class Services:
-    """A Lambda container's clients, key table, KEK wrapper and decryptor: made once, reused."""
+    """Clients, key table, KEK wrapper and decryptor, each made on first use and reused.
+
+    A Lambda container keeps one for its lifetime; the CLI makes one per command. The table
+    defaults to KMSBRIDGE_TABLE, and settings to the standard AWS chain.
+    """
+
+    def __init__(self, settings: AwsSettings | None = None, table: str | None = None) -> None:
+        self.settings = settings or AwsSettings()
+        self.table: str = table or os.environ.get("KMSBRIDGE_TABLE") or DEFAULT_TABLE
 
     @cached_property
     def clients(self) -> AwsClients:
-        return AwsClients(AwsSettings())
+        return AwsClients(self.settings)
 
     @cached_property
     def store(self) -> KeyStore:
-        table = os.environ.get("KMSBRIDGE_TABLE", DEFAULT_TABLE)
-        return KeyStore(self.clients.client("dynamodb"), table)
+        return KeyStore(self.clients.client("dynamodb"), self.table)
 
     @cached_property
     def kms(self) -> KekWrapper:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,6 +14,7 @@ from kmsbridge.cli import exit_codes
 if TYPE_CHECKING:  # the heavy imports wait until a command runs, so --help stays fast
     from kmsbridge.aws import AwsClients
     from kmsbridge.decryptor import Decryptor
+    from kmsbridge.jobs import Services
     from kmsbridge.kms import KekWrapper
     from kmsbridge.store import KeyStore
 
@@ -76,37 +76,35 @@ class Context:
 
     @property
     def table(self) -> str:
-        return str(self.option("table") or os.environ.get("KMSBRIDGE_TABLE", "kmsbridge-keks"))
+        return self.services.table
 
     @cached_property
-    def clients(self) -> AwsClients:
-        from kmsbridge.aws import AwsClients, AwsSettings
+    def services(self) -> Services:
+        from kmsbridge.aws import AwsSettings
+        from kmsbridge.jobs import Services
 
-        return AwsClients(
-            AwsSettings(
-                region=self.option("region"),
-                profile=self.option("profile"),
-                endpoint_url=self.option("endpoint_url"),
-            )
+        settings = AwsSettings(
+            region=self.option("region"),
+            profile=self.option("profile"),
+            endpoint_url=self.option("endpoint_url"),
         )
+        return Services(settings, self.option("table"))
 
-    @cached_property
+    @property
+    def clients(self) -> AwsClients:
+        return self.services.clients
+
+    @property
     def store(self) -> KeyStore:
-        from kmsbridge.store import KeyStore
+        return self.services.store
 
-        return KeyStore(self.clients.client("dynamodb"), self.table)
-
-    @cached_property
+    @property
     def kms(self) -> KekWrapper:
-        from kmsbridge.kms import KekWrapper
+        return self.services.kms
 
-        return KekWrapper(self.clients)
-
-    @cached_property
+    @property
     def decryptor(self) -> Decryptor:
-        from kmsbridge.decryptor import Decryptor, max_age_from_env
-
-        return Decryptor(self.store, self.kms, max_age=max_age_from_env())
+        return self.services.decryptor
 
     def emit(self, data: dict[str, Any], text: str) -> None:
         """One result: JSON for machines (``--output json``), a short text for people."""
