@@ -23,6 +23,7 @@ test: $(BIN)/kmsbridge $(CHECKOV_VENV)/bin/checkov
 lint: $(BIN)/kmsbridge
 	$(BIN)/ruff check kmsbridge lambda tests bench
 	$(BIN)/ruff format --check kmsbridge lambda tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/kmsbridge
 	$(BIN)/mypy

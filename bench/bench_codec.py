@@ -36,10 +36,10 @@ from bench.common import (
     workdir,
     write_random_file,
 )
+from kmsbridge.crypto.message import frame_iv
 from kmsbridge.formats import CONTEXT_ORG, CONTEXT_RECORDING, FRAME_LENGTH
-from kmsbridge.message import frame_iv
-from kmsbridge.playback import esdk_kek_provider
-from kmsbridge.recordings import decrypt_stream, encrypt_stream, private_key_data_keys
+from kmsbridge.integrations.esdk import esdk_kek_provider
+from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream, private_key_data_keys
 
 ORG = "bench"
 CONTEXT = {CONTEXT_ORG: ORG, CONTEXT_RECORDING: "bench-1"}

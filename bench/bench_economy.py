@@ -1,7 +1,8 @@
 """The KMS-call economy: what the decryptor's KEK cache saves, and what N containers cost.
 
 A simulated day of playback traffic drives the decryptor's own KEK cache class
-(``kmsbridge.cache.TtlCache``) on a simulated clock: no sleeps, no RSA work, no AWS. K orgs
+(``kmsbridge.decryptor.cache.TtlCache``) on a simulated clock: no sleeps, no RSA work, no AWS.
+K orgs
 share 1M playbacks whose arrivals are a Poisson process (exponential gaps) and whose org is
 drawn uniformly; each playback goes to one of N decryptor containers chosen at random, as
 Lambda spreads concurrent requests, and each container has its own cache with maximum age
@@ -29,8 +30,8 @@ import sys
 from dataclasses import dataclass
 
 from bench.common import Result, best_of
-from kmsbridge.cache import TtlCache
-from kmsbridge.decryptor import DEFAULT_MAX_KEKS
+from kmsbridge.decryptor.cache import TtlCache
+from kmsbridge.decryptor.decryptor import DEFAULT_MAX_KEKS
 
 DAY = 86_400.0
 ORGS = 100
@@ -96,7 +97,7 @@ def simulate(
 
 def warm_unwrap_seconds() -> float:
     """One warm unwrap: RSA-3072 OAEP-SHA256 decrypt of a 32-byte data key (best of 200)."""
-    from kmsbridge.keks import generate_kek, unwrap_dek
+    from kmsbridge.crypto.kek import generate_kek, unwrap_dek
 
     private, public = generate_kek()
     encrypted = public.wrap_dek(os.urandom(32))

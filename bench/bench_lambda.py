@@ -63,7 +63,7 @@ def bench_cold_import(repeats: int) -> Result:
 
 
 def bench_zip_size() -> Result:
-    from kmsbridge.lambda_build import build, host_arch
+    from kmsbridge.integrations.aws_lambda.build import build, host_arch
 
     with tempfile.TemporaryDirectory() as tmp:
         [decryptor] = [b for b in build(Path(tmp), host_arch()) if b.name == "decryptor"]
@@ -92,8 +92,8 @@ def bench_warm_unwrap(requests: int) -> Result:
             times = []
             for event in events[1:]:
                 times.append(best_of(1, lambda event=event: app.handle(event, "bench")))
+    from kmsbridge.crypto.kek import KekPublicKey
     from kmsbridge.formats import oaep_padding
-    from kmsbridge.keks import KekPublicKey
 
     wrapped = KekPublicKey.from_key(private.public_key()).wrap_dek(os.urandom(32))
     rsa_times = [
@@ -113,22 +113,23 @@ def bench_warm_unwrap(requests: int) -> Result:
 
 def _unwrap_world(requests: int) -> tuple[Any, list[dict[str, Any]], Any]:
     from kmsbridge.aws import AwsClients, AwsSettings
-    from kmsbridge.keks import generate_kek
-    from kmsbridge.kms import KekWrapper
-    from kmsbridge.lambda_api import LambdaApp, LambdaConfig
-    from kmsbridge.lifecycle import create_org
-    from kmsbridge.recordings import encrypt_stream, read_header
-    from kmsbridge.sealing import EphemeralKey
-    from kmsbridge.store import KeyStore
+    from kmsbridge.crypto.kek import generate_kek
+    from kmsbridge.crypto.sealing import EphemeralKey
+    from kmsbridge.integrations.aws_lambda.decryptor_api import LambdaApp
+    from kmsbridge.keys.kms import KekWrapper
+    from kmsbridge.keys.table import KeyStore
+    from kmsbridge.lifecycle.rotation import create_org
+    from kmsbridge.recordings.codec import encrypt_stream, read_header
+    from kmsbridge.services import Services, Settings
 
     clients = AwsClients(AwsSettings(region="us-east-1"))
     arn = clients.client("kms").create_key()["KeyMetadata"]["Arn"]
     store = KeyStore(clients.client("dynamodb"), "bench-keks")
     store.create_table()
     _, kek = create_org(store, KekWrapper(clients), "acme", [arn])
-    app = LambdaApp(LambdaConfig(table="bench-keks"), clients)
+    app = LambdaApp(Services(Settings(table="bench-keks"), clients=clients))
     private, _ = generate_kek()  # the baseline's key, same size as the org's
-    from kmsbridge.keks import KekPublicKey
+    from kmsbridge.crypto.kek import KekPublicKey
 
     public = KekPublicKey.from_der(kek.public_key)
     events = []

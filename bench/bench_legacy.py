@@ -2,7 +2,7 @@
 
 The same file (``openssl smime -encrypt -binary -outform DER -aes-256-cbc``, RSA-2048) is
 decrypted in the same run by ``openssl smime -decrypt -inform DER -binary`` and by
-``kmsbridge.legacy.decrypt_cms_file`` with the key imported and wrapped under a KMS key
+``kmsbridge.legacy.playback.decrypt_cms_file`` with the key imported and wrapped under a KMS key
 (moto in process; the decryptor's cache is off, so every run unwraps the KEK through KMS).
 Also reported: memory. openssl reads the whole file into memory (its max RSS); kmsbridge
 streams it in 1 MiB chunks (the peak that Python's allocator saw during one decrypt).
@@ -117,11 +117,12 @@ def _ours(
     from moto import mock_aws
 
     from kmsbridge.aws import AwsClients, AwsSettings
-    from kmsbridge.decryptor import Decryptor
-    from kmsbridge.kms import KekWrapper
-    from kmsbridge.legacy import decrypt_cms_file, import_key_pair
-    from kmsbridge.lifecycle import create_org
-    from kmsbridge.store import KeyStore
+    from kmsbridge.decryptor.decryptor import Decryptor
+    from kmsbridge.keys.kms import KekWrapper
+    from kmsbridge.keys.table import KeyStore
+    from kmsbridge.legacy.import_key import import_key_pair
+    from kmsbridge.legacy.playback import decrypt_cms_file
+    from kmsbridge.lifecycle.rotation import create_org
 
     with mock_aws():
         clients = AwsClients(AwsSettings(region="us-east-1"))

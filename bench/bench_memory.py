@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 
 from bench.bench_codec import ORG, cached_data_keys
 from bench.common import GIB, MIB, Result, bench_kek, fmt_ms, fmt_size, seconds, workdir
-from kmsbridge.ranges import decrypt_range
-from kmsbridge.recordings import encrypt_stream
+from kmsbridge.recordings.codec import encrypt_stream
+from kmsbridge.recordings.ranges import decrypt_range
 
 
 def run(quick: bool = False) -> list[Result]:
@@ -60,7 +60,7 @@ def memory_and_ranges(d: Path, size: int, quick: bool) -> list[Result]:
 _MEMORY_SCRIPT = """
 import json, sys
 from cryptography.hazmat.primitives import serialization
-from kmsbridge.recordings import decrypt_file, private_key_data_keys
+from kmsbridge.recordings.codec import decrypt_file, private_key_data_keys
 
 def status(name):
     with open("/proc/self/status") as f:

@@ -22,15 +22,20 @@ from moto import mock_aws
 
 from bench.common import Result, fmt_ms
 from kmsbridge.aws import AwsClients, AwsSettings
-from kmsbridge.decryptor import Decryptor
-from kmsbridge.embedded import environment
+from kmsbridge.crypto.kek import (
+    KekPublicKey,
+    load_unwrapped_private_key,
+    private_key_pkcs8,
+    unwrap_dek,
+)
+from kmsbridge.crypto.message import verify_header
+from kmsbridge.decryptor.decryptor import Decryptor
+from kmsbridge.devtools.embedded import environment
 from kmsbridge.formats import oaep_padding
-from kmsbridge.keks import KekPublicKey, load_unwrapped_private_key, private_key_pkcs8, unwrap_dek
-from kmsbridge.kms import KekWrapper
-from kmsbridge.lifecycle import create_org
-from kmsbridge.message import verify_header
-from kmsbridge.recordings import encrypt_stream, kek_data_key, read_header
-from kmsbridge.store import KeyStore
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.rotation import create_org
+from kmsbridge.recordings.codec import encrypt_stream, kek_data_key, read_header
 
 ORG = "bench"
 REGION = "us-east-1"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kmsbridge.keks import KekPublicKey, generate_kek
+from kmsbridge.crypto.kek import KekPublicKey, generate_kek
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -29,6 +29,10 @@ class InvalidRequest(KmsBridgeError):
     code = "INVALID_REQUEST"
 
 
+class ConflictError(InvalidRequest):
+    """A conditional write lost to another writer (code INVALID_REQUEST: retry or re-read)."""
+
+
 class NotFound(KmsBridgeError):
     """The org, KEK, KMS key or recording does not exist (or was destroyed on purpose)."""
 
@@ -60,6 +64,17 @@ class KmsUnavailable(KmsBridgeError):
     retryable = True
 
 
+class Unavailable(KmsBridgeError):
+    """Another AWS dependency (the key table, S3, SQS, Lambda) throttled or failed; retry."""
+
+    code = "UNAVAILABLE"
+    retryable = True
+
+
+class ConfigurationError(InvalidRequest):
+    """kmsbridge's own settings are wrong: credentials, profile, endpoint, table, variables."""
+
+
 class InternalError(KmsBridgeError):
     """A fault of kmsbridge or its environment, not of the caller's input."""
 
@@ -73,6 +88,7 @@ ERROR_CODES: tuple[str, ...] = (
     "INTEGRITY",
     "ACCESS_REVOKED",
     "KMS_UNAVAILABLE",
+    "UNAVAILABLE",
     "INTERNAL",
 )
 
@@ -85,6 +101,7 @@ _BY_CODE: dict[str, type[KmsBridgeError]] = {
         IntegrityError,
         AccessRevoked,
         KmsUnavailable,
+        Unavailable,
         InternalError,
     )
 }

@@ -1,7 +1,7 @@
 """Shared fixtures: AWS through moto (in process, or its server on 127.0.0.1), test keys.
 
 No hand-written fakes of AWS: boto3 talks to moto. moto's KMS is given the key-state
-behaviour it lacks by ``kmsbridge.embedded.enforce_kms_key_states`` (see its tests).
+behaviour it lacks by ``kmsbridge.devtools.embedded.enforce_kms_key_states`` (see its tests).
 RSA keys are generated at test time, never committed.
 """
 
@@ -20,13 +20,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
 from kmsbridge.aws import AwsClients, AwsSettings
-from kmsbridge.decryptor import Decryptor
-from kmsbridge.embedded import embedded_aws, enforce_kms_key_states, serialize_dynamodb_writes
-from kmsbridge.keks import KekPublicKey, generate_kek
-from kmsbridge.kms import KekWrapper
-from kmsbridge.lifecycle import create_org
-from kmsbridge.recordings import encrypt_stream
-from kmsbridge.store import KeyStore
+from kmsbridge.crypto.kek import KekPublicKey, generate_kek
+from kmsbridge.decryptor.decryptor import Decryptor
+from kmsbridge.devtools.embedded import (
+    embedded_aws,
+    enforce_kms_key_states,
+    serialize_dynamodb_writes,
+)
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.rotation import create_org
+from kmsbridge.recordings.codec import encrypt_stream
 
 REGION = "us-east-1"
 FIXED_NOW = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)

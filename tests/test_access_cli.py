@@ -10,7 +10,7 @@ import pytest
 from kmsbridge.aws import AwsClients
 from kmsbridge.cli import exit_codes
 from kmsbridge.cli.main import main
-from kmsbridge.windows import DECRYPTOR_ROLE_ENV
+from kmsbridge.lifecycle.windows import DECRYPTOR_ROLE_ENV
 
 ROLE = "arn:aws:iam::111122223333:role/kmsbridge-decryptor"
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from kmsbridge.backup import export_org, import_backup, read_backup, write_backup
-from kmsbridge.decryptor import Decryptor
+from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import InvalidRequest, NotFound
-from kmsbridge.lifecycle import public_key_for_encryption, rotate
-from kmsbridge.recordings import decrypt_stream, encrypt_stream
-from kmsbridge.store import ORG_SORT_KEY
+from kmsbridge.keys.table import ORG_SORT_KEY
+from kmsbridge.lifecycle.backup import export_org, import_backup, read_backup, write_backup
+from kmsbridge.lifecycle.rotation import public_key_for_encryption, rotate
+from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream
 from tests.conftest import FIXED_NOW, Clock, World
 
 DAY = timedelta(days=1)
@@ -147,7 +147,7 @@ def test_a_damaged_backup_is_refused_before_anything_is_written(
 def test_a_backup_whose_items_lie_is_refused_even_with_a_recomputed_checksum(
     world: World, tmp_path: Path
 ) -> None:
-    from kmsbridge.backup import checksum
+    from kmsbridge.lifecycle.backup import checksum
 
     two_keks(world)
     backup = export_org(world.store, world.org)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kmsbridge.cache import TtlCache
+from kmsbridge.decryptor.cache import TtlCache
 from tests.conftest import Clock
 
 

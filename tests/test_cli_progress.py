@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kmsbridge.cli.progress import Progress
-from kmsbridge.keks import KekPublicKey
+from kmsbridge.crypto.kek import KekPublicKey
 
 
 class Tty(io.StringIO):

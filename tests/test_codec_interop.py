@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kmsbridge import recordings
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.crypto.message import CONTENT_NON_FRAMED, derive_message_keys
 from kmsbridge.errors import IntegrityError
 from kmsbridge.formats import (
     CONTEXT_ORG,
@@ -35,10 +36,9 @@ from kmsbridge.formats import (
     FRAME_LENGTH,
     RECORDING_SUITE_ID,
 )
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.message import CONTENT_NON_FRAMED, derive_message_keys
-from kmsbridge.playback import esdk_kek_provider
-from kmsbridge.recordings import decrypt_stream, encrypt_stream, private_key_data_keys
+from kmsbridge.integrations.esdk import esdk_kek_provider
+from kmsbridge.recordings import codec as recordings
+from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream, private_key_data_keys
 
 ORG = "acme"
 MIB = 1024 * 1024

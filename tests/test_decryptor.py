@@ -8,8 +8,8 @@ import os
 import pytest
 
 from kmsbridge.errors import AccessRevoked, IntegrityError, InvalidRequest, WrongOrg
-from kmsbridge.playback import esdk_kek_provider
-from kmsbridge.recordings import decrypt_stream, read_header
+from kmsbridge.integrations.esdk import esdk_kek_provider
+from kmsbridge.recordings.codec import decrypt_stream, read_header
 from tests.conftest import World
 
 
@@ -108,7 +108,7 @@ def test_concurrent_cold_unwraps_make_one_kms_call(world: World) -> None:
 
 
 def test_an_access_failure_evicts_every_cached_kek_of_the_org(world: World) -> None:
-    from kmsbridge.lifecycle import make_kek
+    from kmsbridge.lifecycle.rotation import make_kek
     from tests.conftest import FIXED_NOW
 
     first = world.encrypt(b"one")
@@ -118,7 +118,7 @@ def test_an_access_failure_evicts_every_cached_kek_of_the_org(world: World) -> N
     world.store.activate(org, second_kek, "2026-11-02T00:00:00Z")
     world.clock.advance(30)
     world.kms_client.disable_key(KeyId=world.key_id)
-    from kmsbridge.keks import KekPublicKey
+    from kmsbridge.crypto.kek import KekPublicKey
 
     world.public_key = KekPublicKey.from_der(second_kek.public_key)
     with pytest.raises(AccessRevoked):  # the new KEK is not cached: KMS refuses
@@ -143,13 +143,13 @@ def test_a_destroyed_kek_is_not_found_on_purpose(world: World) -> None:
 def test_a_kek_blob_copied_into_another_orgs_item_releases_nothing(world: World) -> None:
     from dataclasses import replace
 
-    from kmsbridge.lifecycle import create_org
+    from kmsbridge.lifecycle.rotation import create_org
 
     _, other_kek = create_org(world.store, world.wrapper, "globex", [world.key_arn])
     stolen = world.store.get_kek(world.org, world.kek_id).wrapped_private_key
     record = world.store.get_kek("globex", other_kek.kek_id)
     world.store.update_kek(record, wrapped_private_key=stolen)
-    from kmsbridge.keks import KekPublicKey
+    from kmsbridge.crypto.kek import KekPublicKey
 
     other = replace(world, org="globex", public_key=KekPublicKey.from_der(other_kek.public_key))
     with pytest.raises(WrongOrg):  # KMS unwraps (same customer key), the context says acme

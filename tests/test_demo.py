@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from kmsbridge import demo
+from kmsbridge.devtools import demo
+from kmsbridge.devtools.speech import SAMPLE_RATE, speech_like_wav
 from kmsbridge.errors import InternalError
-from kmsbridge.recordings import RecordingInfo
-from kmsbridge.speech import SAMPLE_RATE, speech_like_wav
+from kmsbridge.recordings.codec import RecordingInfo
 
 HANDLER = Path(__file__).resolve().parent.parent / "lambda" / "decryptor" / "handler.py"
 

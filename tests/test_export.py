@@ -15,14 +15,14 @@ import pytest
 from aws_encryption_sdk.identifiers import CommitmentPolicy
 
 from kmsbridge.errors import AccessRevoked, InvalidRequest
-from kmsbridge.export import (
+from kmsbridge.export.archive import (
     Exporter,
     certificate_target,
     entry_name,
     export_archive,
     kms_target,
 )
-from kmsbridge.legacy import import_key_pair
+from kmsbridge.legacy.import_key import import_key_pair
 from tests.conftest import FIXED_NOW, REGION, World
 from tests.legacy_pki import DAY, Identity, make_identity, rsa_key, smime_decrypt, smime_encrypt
 

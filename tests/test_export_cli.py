@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kmsbridge.cli import exit_codes
-from kmsbridge.export_job import process_export_batch
+from kmsbridge.export.job import process_export_batch
 from tests.conftest import FIXED_NOW, World
 from tests.legacy_pki import DAY, cli, make_identity, one_error_line, rsa_key, smime_decrypt
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from kmsbridge.errors import InvalidRequest, NotFound
-from kmsbridge.export import certificate_target
-from kmsbridge.export_job import (
+from kmsbridge.export.archive import certificate_target
+from kmsbridge.export.job import (
     JobRef,
     export_status,
     process_export_batch,

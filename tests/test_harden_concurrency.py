@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 
 from kmsbridge.aws import AwsClients, AwsSettings
-from kmsbridge.decryptor import Decryptor
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.kms import KekWrapper
-from kmsbridge.lifecycle import create_org, make_kek
-from kmsbridge.store import KeyStore
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.decryptor.decryptor import Decryptor
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.rotation import create_org, make_kek
 from tests.conftest import FIXED_NOW, REGION, World
 from tests.harden import encrypt, header_length, report
 

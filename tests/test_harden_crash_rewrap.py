@@ -24,10 +24,10 @@ from datetime import timedelta
 
 import pytest
 
-from kmsbridge import lifecycle
-from kmsbridge.decryptor import Decryptor
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.recordings import decrypt_stream, encrypt_stream
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.decryptor.decryptor import Decryptor
+from kmsbridge.lifecycle import rotation as lifecycle
+from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream
 from tests.conftest import FIXED_NOW, Clock, World
 from tests.harden import report
 

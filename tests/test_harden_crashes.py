@@ -31,8 +31,8 @@ import pytest
 from aws_encryption_sdk.identifiers import CommitmentPolicy
 from aws_encryption_sdk.key_providers.kms import StrictAwsKmsMasterKeyProvider
 
-from kmsbridge.export import kms_target
-from kmsbridge.export_job import JobRef, export_status, start_export_job
+from kmsbridge.export.archive import kms_target
+from kmsbridge.export.job import JobRef, export_status, start_export_job
 from tests.conftest import FIXED_NOW, World
 from tests.harden import report
 

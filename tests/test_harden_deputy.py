@@ -14,13 +14,13 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.crypto.message import parse_header
 from kmsbridge.errors import KmsBridgeError
 from kmsbridge.formats import CONTEXT_ORG
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.lifecycle import create_org
-from kmsbridge.message import parse_header
-from kmsbridge.recordings import kek_data_key
-from kmsbridge.store import KekRecord
+from kmsbridge.keys.records import KekRecord
+from kmsbridge.lifecycle.rotation import create_org
+from kmsbridge.recordings.codec import kek_data_key
 from tests.conftest import FIXED_NOW, World
 from tests.harden import encrypt, header_length, report
 from tests.test_harden_tamper import rebuild

@@ -28,13 +28,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kmsbridge.aws import AwsClients
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.crypto.message import parse_header
+from kmsbridge.crypto.sealing import KEMS, EphemeralKey
 from kmsbridge.errors import ERROR_CODES
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.lambda_api import LambdaApp, LambdaConfig, LambdaHandler
-from kmsbridge.lifecycle import create_org
-from kmsbridge.message import parse_header
-from kmsbridge.recordings import kek_data_key
-from kmsbridge.sealing import KEMS, EphemeralKey
+from kmsbridge.integrations.aws_lambda.decryptor_api import LambdaApp, LambdaHandler
+from kmsbridge.lifecycle.rotation import create_org
+from kmsbridge.recordings.codec import kek_data_key
+from kmsbridge.services import Services, Settings
 from tests.conftest import FIXED_NOW, World
 from tests.harden import encrypt, flip, header_length, report, tally
 
@@ -83,8 +84,8 @@ def target(world: World, aws: AwsClients) -> Target:
         for name, blob in ((f"acme/{i}", mine), (f"globex/{i}", theirs)):
             s3.put_object(Bucket="recordings", Key=name, Body=blob)
             sources.append(f"s3://recordings/{name}")
-    config = LambdaConfig(table=world.store.table, playback_bucket="playback")
-    app = LambdaApp(config, aws, decryptor=world.decryptor)
+    config = Settings(table=world.store.table, playback_bucket="playback")
+    app = LambdaApp(Services(config, clients=aws, decryptor=world.decryptor))
     handler = LambdaHandler(build=lambda: app)
     result = Target(handler, world.org, headers, others, released=released, sources=sources)
     result.secrets = [*released.values(), *kek_private_keys(world, other_kek)]

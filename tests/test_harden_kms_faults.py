@@ -32,12 +32,12 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from kmsbridge.aws import AwsClients, AwsSettings
-from kmsbridge.decryptor import Decryptor
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import KmsBridgeError
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.kms import KekWrapper
-from kmsbridge.lifecycle import make_kek
-from kmsbridge.store import KeyStore
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.rotation import make_kek
 from tests.conftest import FIXED_NOW, REGION, World
 from tests.harden import encrypt, header_length, report, tally
 from tests.harden.proxy import fault_proxy

@@ -28,13 +28,14 @@ import pytest
 
 from kmsbridge.aws import AwsClients
 from kmsbridge.cli.main import main
-from kmsbridge.decryptor import Decryptor
+from kmsbridge.crypto.sealing import EphemeralKey
+from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import KmsBridgeError
-from kmsbridge.lambda_api import LambdaApp, LambdaConfig
-from kmsbridge.lifecycle import create_org
-from kmsbridge.recordings import decrypt_file
-from kmsbridge.sealing import EphemeralKey
-from kmsbridge.store import KeyStore
+from kmsbridge.integrations.aws_lambda.decryptor_api import LambdaApp
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.rotation import create_org
+from kmsbridge.recordings.codec import decrypt_file
+from kmsbridge.services import Services, Settings
 from tests.conftest import Clock, World, make_world
 from tests.harden import flip, frame_spans, header_length, report
 
@@ -166,7 +167,9 @@ def lambda_flow(world: World, aws: AwsClients, t: Transcript, secrets: Secrets) 
     blob = world.encrypt(b"lambda call", "call-2")
     s3.put_object(Bucket="recordings", Key="c2", Body=blob)
     header = base64.b64encode(blob[: header_length(blob)]).decode()
-    app = LambdaApp(LambdaConfig(table=world.store.table, playback_bucket="playback"), aws)
+    app = LambdaApp(
+        Services(Settings(table=world.store.table, playback_bucket="playback"), clients=aws)
+    )
     key = EphemeralKey.generate()
     sealed = {"kem": key.kem, "public_key": base64.b64encode(key.public_bytes).decode()}
     events = [

@@ -22,11 +22,11 @@ import boto3
 import pytest
 
 from kmsbridge.aws import AwsClients, AwsSettings
-from kmsbridge.decryptor import Decryptor
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import AccessRevoked
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.kms import KekWrapper
-from kmsbridge.lifecycle import create_org, make_kek
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.lifecycle.rotation import create_org, make_kek
 from tests.conftest import FIXED_NOW, REGION, World
 from tests.harden import allow, encrypt, header_length, iam_enforced, report
 

@@ -23,15 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from kmsbridge.formats import CONTEXT_ORG
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.lifecycle import make_kek
-from kmsbridge.message import (
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.crypto.message import (
     EncryptedDataKey,
     MessageHeader,
     parse_header,
     serialize_header_body,
 )
+from kmsbridge.formats import CONTEXT_ORG
+from kmsbridge.lifecycle.rotation import make_kek
 from tests.conftest import FIXED_NOW, World
 from tests.harden import PathProbe, encrypt, flip, frame_spans, header_length, report, tally
 

@@ -8,12 +8,12 @@ import os
 import pytest
 
 from kmsbridge.aws import AwsClients
-from kmsbridge.decryptor import Decryptor
+from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import AccessRevoked, IntegrityError
-from kmsbridge.kms import KekWrapper
-from kmsbridge.lifecycle import create_org, public_key_for_encryption
-from kmsbridge.recordings import decrypt_stream, encrypt_stream
-from kmsbridge.store import KeyStore
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.rotation import create_org, public_key_for_encryption
+from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream
 from tests.conftest import FIXED_NOW, Clock, World
 
 pytestmark = pytest.mark.server

@@ -12,8 +12,8 @@ import pytest
 
 from kmsbridge.aws import AwsClients
 from kmsbridge.errors import InvalidRequest
-from kmsbridge.jobs import enqueue, process_batch, rewrap_message
-from kmsbridge.lifecycle import create_org
+from kmsbridge.integrations.aws_lambda.jobs import enqueue, process_batch, rewrap_message
+from kmsbridge.lifecycle.rotation import create_org
 from tests.conftest import FIXED_NOW, World
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,6 +9,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from kmsbridge.crypto.kek import (
+    KekPublicKey,
+    generate_kek,
+    load_unwrapped_private_key,
+    private_key_pkcs8,
+    unwrap_dek,
+)
 from kmsbridge.errors import IntegrityError, InvalidRequest
 from kmsbridge.formats import (
     kek_context,
@@ -16,13 +23,6 @@ from kmsbridge.formats import (
     validate_kek_id,
     validate_org,
     validate_recording_id,
-)
-from kmsbridge.keks import (
-    KekPublicKey,
-    generate_kek,
-    load_unwrapped_private_key,
-    private_key_pkcs8,
-    unwrap_dek,
 )
 
 

@@ -11,6 +11,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from kmsbridge.aws import AwsClients, AwsSettings
+from kmsbridge.crypto.kek import KekPublicKey, generate_kek, private_key_pkcs8
 from kmsbridge.errors import (
     AccessRevoked,
     IntegrityError,
@@ -20,8 +21,7 @@ from kmsbridge.errors import (
     NotFound,
     WrongOrg,
 )
-from kmsbridge.keks import KekPublicKey, generate_kek, private_key_pkcs8
-from kmsbridge.kms import KekWrapper, distinct_keys, error_for_kms_code, region_of
+from kmsbridge.keys.kms import KekWrapper, distinct_keys, error_for_kms_code, region_of
 from tests.conftest import REGION
 from tests.harden import allow, iam_enforced
 

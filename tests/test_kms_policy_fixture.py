@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from kmsbridge.aws import AwsClients
-from kmsbridge.embedded import kms_policy_denies
+from kmsbridge.devtools.embedded import kms_policy_denies
 
 KEK_A = "a" * 64
 KEK_B = "b" * 64

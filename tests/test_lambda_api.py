@@ -10,9 +10,15 @@ from typing import Any
 import pytest
 
 from kmsbridge.aws import AwsClients, AwsSettings
+from kmsbridge.crypto.sealing import EphemeralKey
+from kmsbridge.decryptor.access import access_state
+from kmsbridge.errors import ConfigurationError
 from kmsbridge.formats import MAX_HEADER_BYTES
-from kmsbridge.lambda_api import LambdaApp, LambdaConfig, access_state, parse_request
-from kmsbridge.sealing import EphemeralKey
+from kmsbridge.integrations.aws_lambda.decryptor_api import (
+    LambdaApp,
+    parse_request,
+)
+from kmsbridge.services import Services, Settings
 
 DEAD = AwsSettings(
     region="us-east-1",
@@ -27,8 +33,8 @@ X_KEY = base64.b64encode(EphemeralKey.generate("X25519").public_bytes).decode()
 
 @pytest.fixture(scope="module")
 def app() -> LambdaApp:
-    config = LambdaConfig(table="t", playback_bucket="playback", allowed_orgs=None)
-    return LambdaApp(config, AwsClients(DEAD))
+    config = Settings(table="t", playback_bucket="playback", allowed_orgs=None)
+    return LambdaApp(Services(config, clients=AwsClients(DEAD)))
 
 
 def unwrap(**fields: Any) -> dict[str, Any]:
@@ -109,8 +115,8 @@ def test_bad_events_are_invalid_requests_naming_the_field(
 
 
 def test_org_outside_the_allowed_list_is_an_invalid_request(aws_credentials: None) -> None:
-    config = LambdaConfig(table="t", allowed_orgs=frozenset({"acme", "globex"}))
-    app = LambdaApp(config, AwsClients(DEAD))
+    config = Settings(table="t", allowed_orgs=frozenset({"acme", "globex"}))
+    app = LambdaApp(Services(config, clients=AwsClients(DEAD)))
     response = app.handle({"op": "access-check", "org": "initech"})
     assert response["error"]["code"] == "INVALID_REQUEST"
     assert "not served by this decryptor" in response["error"]["message"]
@@ -130,7 +136,7 @@ def test_valid_events_parse_into_requests() -> None:
 
 
 def test_config_from_environment() -> None:
-    config = LambdaConfig.from_env(
+    config = Settings.from_env(
         {
             "KMSBRIDGE_TABLE": "keks",
             "KMSBRIDGE_PLAYBACK_BUCKET": "play",
@@ -140,8 +146,23 @@ def test_config_from_environment() -> None:
     assert config.table == "keks"
     assert config.playback_bucket == "play"
     assert config.allowed_orgs == frozenset({"acme", "globex"})
-    assert LambdaConfig.from_env({}).allowed_orgs is None
-    assert LambdaConfig.from_env({}).table == "kmsbridge-keks"
+    assert Settings.from_env({}).allowed_orgs is None
+    assert Settings.from_env({}).table == "kmsbridge-keks"
+    assert Settings.from_env({"KMSBRIDGE_TABLE": "keks"}, table="other").table == "other"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("KMSBRIDGE_ALLOWED_ORGS", "acme,bad org"),
+        ("KMSBRIDGE_MAX_AGE_SECONDS", "soon"),
+        ("KMSBRIDGE_MAX_AGE_SECONDS", "7200"),
+        ("KMSBRIDGE_ROTATION_LEAD_HOURS", "-1"),
+    ],
+)
+def test_a_bad_setting_is_one_configuration_error_naming_it(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: value})
 
 
 @pytest.mark.parametrize(
@@ -149,10 +170,14 @@ def test_config_from_environment() -> None:
     [
         (["ok", "ok"], "ok"),
         (["ok", "DESTROYED"], "ok"),
-        (["ACCESS_REVOKED", "ok"], "revoked"),
+        (["ACCESS_REVOKED", "ok"], "partly-revoked"),
+        (["ACCESS_REVOKED", "ACCESS_REVOKED", "DESTROYED"], "revoked"),
         (["KMS_UNAVAILABLE", "ACCESS_REVOKED"], "revoked"),
         (["KMS_UNAVAILABLE", "ok"], "unavailable"),
         (["INTEGRITY"], "integrity"),
+        (["NOT_FOUND", "ok"], "not-found"),
+        (["UNAVAILABLE"], "unavailable"),
+        (["INTERNAL"], "error"),
         (["DESTROYED"], "no-keks"),
         ([], "no-keks"),
     ],

@@ -30,10 +30,16 @@ from typing import Any
 
 import pytest
 
-from kmsbridge.lambda_build import build, host_arch, package_files, source_root, write_zip
-from kmsbridge.lambda_client import LambdaDataKeySource
-from kmsbridge.recordings import decrypt_stream, read_header
-from kmsbridge.sealing import KEMS
+from kmsbridge.crypto.sealing import KEMS
+from kmsbridge.integrations.aws_lambda.build import (
+    build,
+    host_arch,
+    package_files,
+    source_root,
+    write_zip,
+)
+from kmsbridge.integrations.aws_lambda.client import LambdaDataKeySource
+from kmsbridge.recordings.codec import decrypt_stream, read_header
 from tests.conftest import REGION, World
 
 pytestmark = pytest.mark.server
@@ -210,7 +216,7 @@ def test_the_zip_isolated_interpreter_cannot_see_the_dev_environment(
     seen = subprocess.run([*python, "-c", code], env=env, cwd=task, capture_output=True, text=True)
     assert seen.returncode == 0, seen.stderr
     assert seen.stdout.startswith(task)
-    for absent in ("moto", "pytest", "kmsbridge.embedded", "kmsbridge.cli"):
+    for absent in ("moto", "pytest", "kmsbridge.devtools.embedded", "kmsbridge.cli"):
         probe = subprocess.run(
             [*python, "-c", f"import {absent}"], env=env, cwd=task, capture_output=True
         )
@@ -263,7 +269,7 @@ def test_the_zip_serves_every_op_under_awslambdaric(
 def test_zips_are_reproducible(tmp_path: Path) -> None:
     files = package_files(source_root())
     assert "kmsbridge/sealing.py" in files
-    assert not any(name.startswith(("kmsbridge/cli/", "kmsbridge/embedded")) for name in files)
+    assert not any(name.startswith(("kmsbridge/cli/", "kmsbridge/devtools/")) for name in files)
     first = write_zip(tmp_path / "a.zip", files, "a")
     copies = {}
     for name, path in files.items():  # the same content, other paths and times

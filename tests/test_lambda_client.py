@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from kmsbridge.crypto.sealing import KEMS, PUBLIC_KEY_BYTES
 from kmsbridge.errors import AccessRevoked, IntegrityError, InternalError, NotFound, WrongOrg
-from kmsbridge.lambda_api import LambdaApp, LambdaConfig
-from kmsbridge.lambda_client import LambdaDataKeySource
-from kmsbridge.playback import esdk_decrypt_stream
-from kmsbridge.recordings import decrypt_stream, encrypt_stream, read_header
-from kmsbridge.sealing import KEMS, PUBLIC_KEY_BYTES
+from kmsbridge.integrations.aws_lambda.client import LambdaDataKeySource
+from kmsbridge.integrations.aws_lambda.decryptor_api import LambdaApp
+from kmsbridge.integrations.esdk import esdk_decrypt_stream
+from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream, read_header
+from kmsbridge.services import Services, Settings
 from tests.conftest import World
 
 pytestmark = pytest.mark.server
@@ -38,8 +39,9 @@ class Recorder:
 
 @pytest.fixture
 def recorder(server_world: World) -> Recorder:
-    config = LambdaConfig(table=server_world.store.table)
-    return Recorder(LambdaApp(config, server_world.clients, decryptor=server_world.decryptor))
+    config = Settings(table=server_world.store.table)
+    services = Services(config, clients=server_world.clients, decryptor=server_world.decryptor)
+    return Recorder(LambdaApp(services))
 
 
 @pytest.mark.parametrize("kem", KEMS)

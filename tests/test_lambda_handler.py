@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
 
-from kmsbridge.lambda_api import LambdaHandler
-from kmsbridge.lambda_client import LambdaDataKeySource
-from kmsbridge.recordings import decrypt_stream, read_header
-from kmsbridge.sealing import KEMS
+from kmsbridge.crypto.sealing import KEMS
+from kmsbridge.integrations.aws_lambda.client import LambdaDataKeySource
+from kmsbridge.integrations.aws_lambda.decryptor_api import LambdaHandler
+from kmsbridge.recordings.codec import decrypt_stream, read_header
 from tests.conftest import World
 
 pytestmark = pytest.mark.server

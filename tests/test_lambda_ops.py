@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from kmsbridge.aws import AwsClients, AwsSettings
-from kmsbridge.decryptor import Decryptor
-from kmsbridge.kms import KekWrapper
-from kmsbridge.lambda_api import LambdaApp, LambdaConfig
-from kmsbridge.playback_object import PLAYBACK_PREFIX
-from kmsbridge.recordings import encrypt_stream, read_header
-from kmsbridge.sealing import KEMS, EphemeralKey
+from kmsbridge.crypto.sealing import KEMS, EphemeralKey
+from kmsbridge.decryptor.decryptor import Decryptor
+from kmsbridge.integrations.aws_lambda.decryptor_api import LambdaApp
+from kmsbridge.integrations.s3 import PLAYBACK_PREFIX
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.recordings.codec import encrypt_stream, read_header
+from kmsbridge.services import Services, Settings
 from tests.conftest import REGION, World
 
 pytestmark = pytest.mark.server
@@ -50,8 +51,8 @@ def setup(server_world: World, server_aws: AwsClients) -> Setup:
     bucket, playback = f"recordings-{suffix}", f"playback-{suffix}"
     s3.create_bucket(Bucket=bucket)
     s3.create_bucket(Bucket=playback)
-    config = LambdaConfig(table=server_world.store.table, playback_bucket=playback)
-    app = LambdaApp(config, server_aws, decryptor=server_world.decryptor)
+    config = Settings(table=server_world.store.table, playback_bucket=playback)
+    app = LambdaApp(Services(config, clients=server_aws, decryptor=server_world.decryptor))
     return Setup(server_world, app, s3, bucket, playback)
 
 
@@ -222,7 +223,9 @@ def test_decrypt_errors(setup: Setup) -> None:
     assert code(f"s3://nosuch-{os.urandom(3).hex()}/a.wav") == "NOT_FOUND"
     assert code(setup.put(blob), org="globex") == "WRONG_ORG"
     assert code(setup.put(blob), expires_in=5) == "INVALID_REQUEST"
-    unconfigured = LambdaApp(LambdaConfig(table=w.store.table), w.clients, decryptor=w.decryptor)
+    unconfigured = LambdaApp(
+        Services(Settings(table=w.store.table), clients=w.clients, decryptor=w.decryptor)
+    )
     response = unconfigured.handle({"op": "decrypt", "org": w.org, "source": setup.put(blob)})
     assert response["error"]["code"] == "INTERNAL"
     assert "KMSBRIDGE_PLAYBACK_BUCKET" in response["error"]["message"]

@@ -13,16 +13,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from kmsbridge.errors import AccessRevoked, IntegrityError, InvalidRequest, NotFound
-from kmsbridge.legacy import (
-    ImportedKek,
-    check_for_encryption,
-    decrypt_archive,
-    decrypt_cms_file,
-    decrypt_cms_stream,
-    import_key_pair,
-)
-from kmsbridge.lifecycle import public_key_for_encryption
-from kmsbridge.recordings import decrypt_stream
+from kmsbridge.legacy.certificates import check_for_encryption
+from kmsbridge.legacy.import_key import ImportedKek, import_key_pair
+from kmsbridge.legacy.playback import decrypt_archive, decrypt_cms_file, decrypt_cms_stream
+from kmsbridge.lifecycle.rotation import public_key_for_encryption
+from kmsbridge.recordings.codec import decrypt_stream
 from tests.conftest import FIXED_NOW, World
 from tests.legacy_pki import DAY, Identity, make_identity, openssl, rsa_key, smime_encrypt
 
@@ -318,7 +313,7 @@ def test_activated_import_becomes_the_active_kek_for_new_recordings(
 def test_an_active_imported_kek_stops_encrypting_when_its_certificate_expires(
     world: World,
 ) -> None:
-    from kmsbridge.bundle import bundle_for
+    from kmsbridge.lifecycle.publishing import bundle_for
     from tests.legacy_pki import DAY, make_identity, rsa_key
 
     expiring = make_identity(

@@ -9,21 +9,21 @@ from typing import Any
 
 import pytest
 
-from kmsbridge.decryptor import Decryptor
-from kmsbridge.errors import AccessRevoked, InvalidRequest, NotFound
-from kmsbridge.inventory import inventory
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.lifecycle import (
+from kmsbridge.clock import iso
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.decryptor.decryptor import Decryptor
+from kmsbridge.errors import AccessRevoked, ConflictError, InvalidRequest, NotFound
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.inventory import inventory
+from kmsbridge.lifecycle.rotation import (
     destroy,
-    iso,
     public_key_for_encryption,
     retire,
     rotate,
     rotate_due_orgs,
     rotate_if_due,
 )
-from kmsbridge.recordings import decrypt_stream, encrypt_stream
-from kmsbridge.store import ConflictError, KeyStore
+from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream
 from tests.conftest import FIXED_NOW, Clock, World
 
 DAY = timedelta(days=1)
@@ -140,7 +140,7 @@ def test_rotate_if_due_follows_the_cryptoperiod_and_the_lead(world: World) -> No
 
 def test_the_lead_never_exceeds_half_the_period(world: World, aws: Any) -> None:
     one_day = KeyStore(world.store.client, world.store.table)
-    from kmsbridge.lifecycle import create_org
+    from kmsbridge.lifecycle.rotation import create_org
 
     create_org(one_day, world.wrapper, "daily", [world.key_arn], cryptoperiod_days=1, now=FIXED_NOW)
     lead = timedelta(hours=24)
@@ -158,7 +158,7 @@ def test_the_lead_never_exceeds_half_the_period(world: World, aws: Any) -> None:
 def test_scheduled_rotation_rotates_only_due_orgs_and_isolates_failures(
     world: World, aws: Any
 ) -> None:
-    from kmsbridge.lifecycle import create_org
+    from kmsbridge.lifecycle.rotation import create_org
 
     kms = world.kms_client
     yearly_key = kms.create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
@@ -255,7 +255,7 @@ def test_destroy_shreds_and_the_decryptor_says_destroyed_on_purpose(world: World
 def test_inventory_reports_states_ages_days_left_and_key_usability(world: World) -> None:
     rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + 10 * DAY)
     second = world.kms_client.create_key()["KeyMetadata"]  # type: ignore[attr-defined]
-    from kmsbridge.rewrap import rewrap_org
+    from kmsbridge.lifecycle.rewrap import rewrap_org
 
     rewrap_org(world.store, world.wrapper, world.org, [second["Arn"]])
     world.kms_client.disable_key(KeyId=world.key_id)  # type: ignore[attr-defined]

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from kmsbridge.aws import AwsClients
-from kmsbridge.bundle import bundle_for, read_bundle, write_bundle
 from kmsbridge.cli import exit_codes
 from kmsbridge.cli.main import main
+from kmsbridge.clock import iso, utcnow
 from kmsbridge.errors import InvalidRequest
-from kmsbridge.kms import KekWrapper
-from kmsbridge.lifecycle import create_org, iso, rotate, utcnow
+from kmsbridge.keys.bundle import read_bundle, write_bundle
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.lifecycle.publishing import bundle_for
+from kmsbridge.lifecycle.rotation import create_org, rotate
 from tests.conftest import FIXED_NOW, World
 
 DAY = timedelta(days=1)
@@ -57,7 +59,7 @@ def test_a_bundle_with_a_moved_not_after_no_longer_matches_nothing_else_changes(
 def test_the_encrypt_command_refuses_an_expired_bundle_and_writes_nothing(
     aws: AwsClients, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from kmsbridge.store import KeyStore
+    from kmsbridge.keys.table import KeyStore
 
     store = KeyStore(aws.client("dynamodb"), "kmsbridge-keks")
     store.create_table()

@@ -181,7 +181,7 @@ def test_rewrap_all_orgs_selects_by_old_key_and_queues_jobs(
 def test_export_wipe_import(
     org: dict[str, Any], aws: AwsClients, capsys: Any, tmp_path: Path
 ) -> None:
-    from kmsbridge.store import KeyStore
+    from kmsbridge.keys.table import KeyStore
 
     backup = tmp_path / "acme.json"
     exported = run_json(capsys, "kek", "export", "acme", "-o", str(backup))

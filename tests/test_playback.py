@@ -9,7 +9,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from kmsbridge.errors import WrongOrg
-from kmsbridge.playback import esdk_decrypt_stream
+from kmsbridge.integrations.esdk import esdk_decrypt_stream
 from tests.conftest import World
 
 

@@ -15,12 +15,13 @@ from moto import mock_aws
 
 from kmsbridge.aws import AwsClients, AwsSettings
 from kmsbridge.cli.main import main
+from kmsbridge.crypto.kek import KekPublicKey
 from kmsbridge.errors import IntegrityError, InvalidRequest, NotFound, WrongOrg
 from kmsbridge.formats import MAX_RANGE_BYTES
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.playback import esdk_kek_provider
-from kmsbridge.ranges import HEADER_PROBE_BYTES, DecryptedRange, S3Object, decrypt_range
-from kmsbridge.recordings import encrypt_stream, private_key_data_keys, read_header
+from kmsbridge.integrations.esdk import esdk_kek_provider
+from kmsbridge.integrations.s3 import S3Object
+from kmsbridge.recordings.codec import encrypt_stream, private_key_data_keys, read_header
+from kmsbridge.recordings.ranges import HEADER_PROBE_BYTES, DecryptedRange, decrypt_range
 from tests.conftest import World
 from tests.test_codec_interop import Esdk
 

@@ -17,10 +17,10 @@ from aws_encryption_sdk.identifiers import (
 )
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kmsbridge.crypto.kek import KekPublicKey
 from kmsbridge.errors import IntegrityError, InvalidRequest, WrongOrg
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.playback import esdk_kek_provider
-from kmsbridge.recordings import (
+from kmsbridge.integrations.esdk import esdk_kek_provider
+from kmsbridge.recordings.codec import (
     decrypt_file,
     decrypt_stream,
     encrypt_file,

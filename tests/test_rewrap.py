@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from kmsbridge.decryptor import Decryptor
+from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import AccessRevoked, InvalidRequest
-from kmsbridge.lifecycle import destroy, public_key_for_encryption, rotate
-from kmsbridge.recordings import decrypt_stream, encrypt_stream
-from kmsbridge.rewrap import RewrapStep, rewrap_org
+from kmsbridge.lifecycle.rewrap import RewrapStep, rewrap_org
+from kmsbridge.lifecycle.rotation import destroy, public_key_for_encryption, rotate
+from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream
 from tests.conftest import FIXED_NOW, Clock, World
 
 DAY = timedelta(days=1)

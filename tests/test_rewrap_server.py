@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from kmsbridge.backup import export_org, import_backup
-from kmsbridge.lifecycle import public_key_for_encryption, rotate
-from kmsbridge.rewrap import rewrap_org
-from kmsbridge.store import ConflictError
+from kmsbridge.errors import ConflictError
+from kmsbridge.lifecycle.backup import export_org, import_backup
+from kmsbridge.lifecycle.rewrap import rewrap_org
+from kmsbridge.lifecycle.rotation import public_key_for_encryption, rotate
 from tests.conftest import FIXED_NOW, World
 from tests.test_lifecycle import BarrierStore, encrypt
 from tests.test_rewrap import Crash, assert_all_on, crash_after_call, disable, play_all

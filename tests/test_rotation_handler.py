@@ -7,8 +7,10 @@ from datetime import timedelta
 import pytest
 
 from kmsbridge.aws import AwsClients
+from kmsbridge.clock import iso, utcnow
 from kmsbridge.errors import InternalError, InvalidRequest
-from kmsbridge.lifecycle import create_org, iso, rotate_due_orgs, rotation_lead_from_env, utcnow
+from kmsbridge.lifecycle.rotation import create_org, rotate_due_orgs
+from kmsbridge.services import Settings
 from tests.conftest import FIXED_NOW, World
 from tests.test_jobs import load_handler
 
@@ -34,7 +36,7 @@ def test_the_schedule_on_a_fake_clock_rotates_each_org_once_per_period(world: Wo
 
 
 def test_with_a_lead_the_active_kek_never_expires_between_daily_runs(world: World) -> None:
-    from kmsbridge.lifecycle import public_key_for_encryption
+    from kmsbridge.lifecycle.rotation import public_key_for_encryption
 
     for day in [*range(86, 93), *range(176, 183)]:  # daily runs around each end of period
         now = FIXED_NOW + day * DAY
@@ -45,13 +47,13 @@ def test_with_a_lead_the_active_kek_never_expires_between_daily_runs(world: Worl
 
 def test_the_lead_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KMSBRIDGE_ROTATION_LEAD_HOURS", raising=False)
-    assert rotation_lead_from_env() == timedelta(hours=24)
+    assert Settings.from_env().rotation_lead == timedelta(hours=24)
     monkeypatch.setenv("KMSBRIDGE_ROTATION_LEAD_HOURS", "0")
-    assert rotation_lead_from_env() == timedelta(0)
+    assert Settings.from_env().rotation_lead == timedelta(0)
     for bad in ("-1", "721", "soon"):
         monkeypatch.setenv("KMSBRIDGE_ROTATION_LEAD_HOURS", bad)
         with pytest.raises(InvalidRequest):
-            rotation_lead_from_env()
+            Settings.from_env()
 
 
 def test_the_handler_rotates_what_is_due_by_the_real_clock(

@@ -8,8 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
-from kmsbridge.errors import IntegrityError, InvalidRequest
-from kmsbridge.sealing import (
+from kmsbridge.crypto.sealing import (
     KEMS,
     MLKEM768_X25519,
     PUBLIC_KEY_BYTES,
@@ -20,6 +19,7 @@ from kmsbridge.sealing import (
     seal_info,
     sealed_length,
 )
+from kmsbridge.errors import IntegrityError, InvalidRequest
 
 BINDING = {"org": "acme", "kek_id": "ab" * 32, "message_id": "cd" * 32}
 

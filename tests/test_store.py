@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 
 from kmsbridge.aws import AwsClients
-from kmsbridge.errors import NotFound
-from kmsbridge.store import ConflictError, KekRecord, KeyStore, OrgRecord
+from kmsbridge.errors import ConflictError, NotFound
+from kmsbridge.keys.records import KekRecord, OrgRecord
+from kmsbridge.keys.table import KeyStore
 
 ORG = "acme"
 ARN = "arn:aws:kms:us-east-1:111122223333:key/k1"

@@ -17,10 +17,11 @@ import pytest
 from hcl2 import SerializationOptions
 
 from kmsbridge.aws import AwsClients
+from kmsbridge.clock import iso
 from kmsbridge.errors import InvalidRequest, NotFound
-from kmsbridge.lifecycle import iso
-from kmsbridge.store import KekRecord, KeyStore, OrgRecord
-from kmsbridge.windows import (
+from kmsbridge.keys.records import KekRecord, OrgRecord
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.windows import (
     DENY_CONDITION_KEY,
     DENY_OPERATOR,
     DENY_SID,

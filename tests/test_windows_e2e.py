@@ -8,7 +8,7 @@ ACCESS_REVOKED and the others play; removing the statement (restore-window) brin
 The same through the Terraform variable: the printed ``revoked_kek_ids`` value, turned into
 a statement as the customer-key module does (tests/test_windows_terraform.py).
 moto honours that one kind of statement through the documented fixture
-(``kmsbridge.embedded.enforce_kek_deny_statements``, tests/test_kms_policy_fixture.py).
+(``kmsbridge.devtools.embedded.enforce_kek_deny_statements``, tests/test_kms_policy_fixture.py).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 
 from kmsbridge.cli.main import main
+from kmsbridge.clock import iso
+from kmsbridge.crypto.kek import KekPublicKey
 from kmsbridge.errors import KmsBridgeError
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.lifecycle import iso, make_kek
-from kmsbridge.recordings import decrypt_stream, encrypt_stream
-from kmsbridge.store import KekRecord
+from kmsbridge.keys.records import KekRecord
+from kmsbridge.lifecycle.rotation import make_kek
+from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream
 from tests.conftest import FIXED_NOW, World
 from tests.test_windows_terraform import module_statement, printed_ids
 

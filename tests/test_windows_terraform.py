@@ -18,7 +18,7 @@ from typing import Any
 import hcl2
 from hcl2 import SerializationOptions
 
-from kmsbridge.windows import TERRAFORM_VARIABLE, deny_statement, terraform_value
+from kmsbridge.lifecycle.windows import TERRAFORM_VARIABLE, deny_statement, terraform_value
 from tests.test_terraform import CUSTOMER_KEY, REVOKED_SID, expr, named, only, squash, statements
 
 ROLE = "arn:aws:iam::111122223333:role/kmsbridge-decryptor"

@@ -53,8 +53,9 @@ def register(subparsers: Any) -> None:
 
 
 def access_check(ctx: Context) -> int:
+    from kmsbridge.decryptor.access import access_state
     from kmsbridge.errors import KmsBridgeError
-    from kmsbridge.windows import kek_periods
+    from kmsbridge.lifecycle.windows import kek_periods
 
     org = ctx.args.org
     org_record = ctx.store.get_org(org)
@@ -71,20 +72,14 @@ def access_check(ctx: Context) -> int:
             key_states.append({"arn": arn, "state": ctx.kms.key_state(arn)})
         except KmsBridgeError as exc:
             key_states.append({"arn": arn, "state": None, "error": exc.code})
-    data = {"org": org, "state": _overall(rows), "keks": rows, "kms_keys": key_states}
+    data = {
+        "org": org,
+        "state": str(access_state([r["outcome"] for r in rows])),
+        "keks": rows,
+        "kms_keys": key_states,
+    }
     ctx.emit(data, _check_text(data))
     return 0
-
-
-def _overall(rows: list[dict[str, Any]]) -> str:
-    live = [r["outcome"] for r in rows if r["outcome"] != "DESTROYED"]
-    if live and all(o == "ok" for o in live):
-        return "ok"
-    if live and all(o == "ACCESS_REVOKED" for o in live):
-        return "revoked"
-    if "ok" in live and "ACCESS_REVOKED" in live:
-        return "partly-revoked"
-    return next((o for o in live if o != "ok"), "no-kek")
 
 
 def _check_text(data: dict[str, Any]) -> str:
@@ -101,7 +96,7 @@ def _check_text(data: dict[str, Any]) -> str:
 
 
 def revoke_window(ctx: Context) -> int:
-    from kmsbridge.windows import revoke_report
+    from kmsbridge.lifecycle.windows import revoke_report
 
     report = revoke_report(_plan(ctx))
     ctx.emit(report, _window_text(report, "revoke playback of"))
@@ -109,7 +104,7 @@ def revoke_window(ctx: Context) -> int:
 
 
 def restore_window(ctx: Context) -> int:
-    from kmsbridge.windows import restore_report
+    from kmsbridge.lifecycle.windows import restore_report
 
     report = restore_report(_plan(ctx))
     ctx.emit(report, _window_text(report, "restore playback of"))
@@ -117,8 +112,8 @@ def restore_window(ctx: Context) -> int:
 
 
 def _plan(ctx: Context) -> Any:
-    from kmsbridge.lifecycle import utcnow
-    from kmsbridge.windows import DECRYPTOR_ROLE_ENV, plan_window
+    from kmsbridge.clock import utcnow
+    from kmsbridge.lifecycle.windows import DECRYPTOR_ROLE_ENV, plan_window
 
     args = ctx.args
     return plan_window(

@@ -13,10 +13,10 @@ from kmsbridge.cli import exit_codes
 
 if TYPE_CHECKING:  # the heavy imports wait until a command runs, so --help stays fast
     from kmsbridge.aws import AwsClients
-    from kmsbridge.decryptor import Decryptor
-    from kmsbridge.jobs import Services
-    from kmsbridge.kms import KekWrapper
-    from kmsbridge.store import KeyStore
+    from kmsbridge.decryptor.decryptor import Decryptor
+    from kmsbridge.keys.kms import KekWrapper
+    from kmsbridge.keys.table import KeyStore
+    from kmsbridge.services import Services
 
 
 class Parser(argparse.ArgumentParser):
@@ -81,14 +81,14 @@ class Context:
     @cached_property
     def services(self) -> Services:
         from kmsbridge.aws import AwsSettings
-        from kmsbridge.jobs import Services
+        from kmsbridge.services import Services, Settings
 
-        settings = AwsSettings(
+        aws = AwsSettings(
             region=self.option("region"),
             profile=self.option("profile"),
             endpoint_url=self.option("endpoint_url"),
         )
-        return Services(settings, self.option("table"))
+        return Services(Settings.from_env(table=self.option("table"), aws=aws))
 
     @property
     def clients(self) -> AwsClients:

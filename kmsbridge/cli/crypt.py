@@ -9,7 +9,7 @@ from kmsbridge.cli.base import Context, add_command
 from kmsbridge.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from kmsbridge.keks import KekPublicKey
+    from kmsbridge.crypto.kek import KekPublicKey
 
 
 def register(subparsers: Any) -> None:
@@ -65,20 +65,13 @@ def register(subparsers: Any) -> None:
 
 
 def encrypt(ctx: Context) -> int:
-    from kmsbridge.bundle import read_bundle
-    from kmsbridge.lifecycle import public_key_for_encryption
-    from kmsbridge.recordings import encrypt_file
+    from kmsbridge.recordings.codec import encrypt_file
 
     a = ctx.args
     folder = Path(a.source).is_dir()
     if not folder and not a.recording_id:
         raise InvalidRequest("--recording-id is required to encrypt a file")
-    if a.public_keys:
-        public = read_bundle(a.public_keys, a.org)
-    elif a.rotate_if_expired:
-        public = public_key_for_encryption(ctx.store, a.org, rotate_if_expired=True, kms=ctx.kms)
-    else:
-        public = public_key_for_encryption(ctx.store, a.org)
+    public = _public_key(ctx)
     if folder:
         return encrypt_folder(ctx, public)
     info = encrypt_file(
@@ -102,8 +95,22 @@ def encrypt(ctx: Context) -> int:
     return 0
 
 
+def _public_key(ctx: Context) -> KekPublicKey:
+    """From the bundle (offline: no AWS code is even imported), else from the key table."""
+    a = ctx.args
+    if a.public_keys:
+        from kmsbridge.keys.bundle import read_bundle
+
+        return read_bundle(a.public_keys, a.org)
+    from kmsbridge.lifecycle.rotation import public_key_for_encryption
+
+    if a.rotate_if_expired:
+        return public_key_for_encryption(ctx.store, a.org, rotate_if_expired=True, kms=ctx.kms)
+    return public_key_for_encryption(ctx.store, a.org)
+
+
 def decrypt(ctx: Context) -> int:
-    from kmsbridge.recordings import decrypt_file
+    from kmsbridge.recordings.codec import decrypt_file
 
     a = ctx.args
     if Path(a.source).is_dir():
@@ -126,7 +133,7 @@ def decrypt(ctx: Context) -> int:
 
 def encrypt_folder(ctx: Context, public: KekPublicKey) -> int:
     from kmsbridge.cli.folders import encrypted_name, recording_id_for, run_folder
-    from kmsbridge.recordings import encrypt_file
+    from kmsbridge.recordings.codec import encrypt_file
 
     a = ctx.args
     metadata = parse_metadata(a.metadata)
@@ -147,7 +154,7 @@ def encrypt_folder(ctx: Context, public: KekPublicKey) -> int:
 
 def decrypt_folder(ctx: Context) -> int:
     from kmsbridge.cli.folders import decrypted_name, run_folder
-    from kmsbridge.recordings import decrypt_file
+    from kmsbridge.recordings.codec import decrypt_file
 
     if getattr(ctx.args, "range", None):
         raise InvalidRequest("--range applies to one recording, not to a folder")
@@ -162,8 +169,8 @@ def decrypt_folder(ctx: Context) -> int:
 
 
 def decrypt_range_to_file(ctx: Context) -> int:
-    from kmsbridge.ranges import decrypt_range
-    from kmsbridge.recordings import atomic_output
+    from kmsbridge.files import atomic_output
+    from kmsbridge.recordings.ranges import decrypt_range
 
     a = ctx.args
     start, end = parse_range(a.range)

@@ -1,7 +1,7 @@
 """``kmsbridge demo``: the whole story on an embedded AWS (moto's server on 127.0.0.1).
 
 It needs no credentials and no network beyond loopback, and never touches a real AWS
-account: the global AWS options are ignored. The story itself is ``kmsbridge.demo``; this
+account: the global AWS options are ignored. The story itself is ``kmsbridge.devtools.demo``; this
 module chooses how playback and rotation are done (the seams ``player_factory`` and
 ``rotate``) and prints.
 
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from kmsbridge.cli.base import Context, add_command
 
 if TYPE_CHECKING:
-    from kmsbridge.demo import DemoWorld, Player
-    from kmsbridge.recordings import RecordingInfo
+    from kmsbridge.devtools.demo import DemoWorld, Player
+    from kmsbridge.recordings.codec import RecordingInfo
 
 HANDLER_FILE = Path("lambda") / "decryptor" / "handler.py"
 
@@ -72,7 +72,7 @@ def run_demo(ctx: Context) -> int:
             "the demo runs on moto, which is not installed here: "
             "pip install 'moto[server]==5.2.5' (or use make demo)"
         )
-    from kmsbridge import demo
+    from kmsbridge.devtools import demo
 
     story_out = sys.stderr if ctx.output == "json" else sys.stdout
     outcomes = demo.run(
@@ -95,7 +95,7 @@ def source_tree_handler() -> Path | None:
 
 
 def choose_player(world: DemoWorld, max_age: float) -> Player:
-    from kmsbridge.demo import DecryptorPlayer
+    from kmsbridge.devtools.demo import DecryptorPlayer
 
     path = source_tree_handler()
     if path is None:
@@ -124,7 +124,7 @@ class HandlerPlayer:
     """
 
     def __init__(self, world: DemoWorld, path: Path) -> None:
-        from kmsbridge.lambda_client import LambdaDataKeySource
+        from kmsbridge.integrations.aws_lambda.client import LambdaDataKeySource
 
         self.world = world
         self.description = (
@@ -141,7 +141,7 @@ class HandlerPlayer:
         self.data_keys = LambdaDataKeySource("kmsbridge-decryptor", invoker=self._invoke)
 
     def play(self, org: str, source: Path, target: Path) -> RecordingInfo:
-        from kmsbridge.recordings import decrypt_file
+        from kmsbridge.recordings.codec import decrypt_file
 
         return decrypt_file(source, target, org=org, data_keys=self.data_keys)
 

@@ -85,7 +85,7 @@ def export(ctx: Context) -> int:
 
 def _target(ctx: Context) -> Any:
     from kmsbridge.errors import InvalidRequest
-    from kmsbridge.export import certificate_target, kms_target
+    from kmsbridge.export.archive import certificate_target, kms_target
 
     a = ctx.args
     if a.to_cert:
@@ -97,7 +97,7 @@ def _target(ctx: Context) -> Any:
 
 def _archive(ctx: Context) -> int:
     from kmsbridge.errors import InvalidRequest
-    from kmsbridge.export import export_archive
+    from kmsbridge.export.archive import export_archive
 
     a = ctx.args
     if not a.out:
@@ -115,7 +115,7 @@ def _archive(ctx: Context) -> int:
 
 def _start(ctx: Context) -> int:
     from kmsbridge.errors import InvalidRequest
-    from kmsbridge.export_job import start_export_job
+    from kmsbridge.export.job import start_export_job
 
     a = ctx.args
     if not a.items:
@@ -147,7 +147,7 @@ def _start(ctx: Context) -> int:
 
 
 def _list_keys(ctx: Context, bucket: str, prefix: str) -> list[str]:
-    from kmsbridge.export_job import aws_errors
+    from kmsbridge.export.job import aws_errors
 
     s3 = ctx.clients.client("s3")
     with aws_errors(f"s3://{bucket}/{prefix}"):
@@ -157,7 +157,7 @@ def _list_keys(ctx: Context, bucket: str, prefix: str) -> list[str]:
 
 def _status(ctx: Context) -> int:
     from kmsbridge.errors import InvalidRequest
-    from kmsbridge.export_job import export_status
+    from kmsbridge.export.job import export_status
 
     if len(ctx.args.items) != 1:
         raise InvalidRequest("usage: kmsbridge export status s3://BUCKET/PREFIX/JOB")

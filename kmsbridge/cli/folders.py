@@ -19,7 +19,7 @@ from typing import Any
 from kmsbridge.cli.base import Context
 from kmsbridge.cli.progress import Progress
 from kmsbridge.errors import InvalidRequest, KmsBridgeError, error_from_code
-from kmsbridge.recordings import RecordingInfo
+from kmsbridge.recordings.codec import RecordingInfo
 
 SUFFIX = ".enc"
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kmsbridge.cli.base import Context, add_command, add_group
 
 if TYPE_CHECKING:
-    from kmsbridge.rewrap import RewrapStep
+    from kmsbridge.lifecycle.rewrap import RewrapStep
 
 
 def register(subparsers: Any) -> None:
@@ -92,7 +92,7 @@ def _register_rewrap(group: Any) -> None:
 
 
 def list_keks(ctx: Context) -> int:
-    from kmsbridge.inventory import inventory
+    from kmsbridge.lifecycle.inventory import inventory
 
     report = inventory(ctx.store, ctx.kms, ctx.args.org)
     lines = [
@@ -112,7 +112,7 @@ def list_keks(ctx: Context) -> int:
 
 
 def rotate_kek(ctx: Context) -> int:
-    from kmsbridge.lifecycle import rotate
+    from kmsbridge.lifecycle.rotation import rotate
 
     done = rotate(ctx.store, ctx.kms, ctx.args.org)
     ctx.emit(
@@ -123,7 +123,7 @@ def rotate_kek(ctx: Context) -> int:
 
 def rewrap_keks(ctx: Context) -> int:
     from kmsbridge.errors import InvalidRequest
-    from kmsbridge.rewrap import rewrap_org
+    from kmsbridge.lifecycle.rewrap import rewrap_org
 
     a = ctx.args
     if a.all_orgs:
@@ -144,8 +144,8 @@ def rewrap_keks(ctx: Context) -> int:
 
 def _rewrap_all(ctx: Context) -> int:
     from kmsbridge.errors import InvalidRequest
-    from kmsbridge.jobs import enqueue, rewrap_message
-    from kmsbridge.rewrap import rewrap_org
+    from kmsbridge.integrations.aws_lambda.jobs import enqueue, rewrap_message
+    from kmsbridge.lifecycle.rewrap import rewrap_org
 
     a = ctx.args
     if a.org or not a.from_keys:
@@ -168,7 +168,7 @@ def _rewrap_all(ctx: Context) -> int:
 
 
 def retire_kek(ctx: Context) -> int:
-    from kmsbridge.lifecycle import retire
+    from kmsbridge.lifecycle.rotation import retire
 
     record = retire(ctx.store, ctx.args.org, ctx.args.kek)
     ctx.emit(
@@ -184,7 +184,7 @@ def retire_kek(ctx: Context) -> int:
 
 
 def destroy_kek(ctx: Context) -> int:
-    from kmsbridge.lifecycle import destroy
+    from kmsbridge.lifecycle.rotation import destroy
 
     a = ctx.args
     confirm = a.confirm if a.confirm is not None else _ask_confirmation(a.kek)
@@ -204,7 +204,7 @@ def destroy_kek(ctx: Context) -> int:
 
 
 def export_keks(ctx: Context) -> int:
-    from kmsbridge.backup import export_org, write_backup
+    from kmsbridge.lifecycle.backup import export_org, write_backup
 
     backup = export_org(ctx.store, ctx.args.org)
     write_backup(backup, ctx.args.out)
@@ -217,7 +217,7 @@ def export_keks(ctx: Context) -> int:
 
 
 def import_keks(ctx: Context) -> int:
-    from kmsbridge.backup import import_backup, read_backup
+    from kmsbridge.lifecycle.backup import import_backup, read_backup
 
     result = import_backup(ctx.store, read_backup(ctx.args.file))
     ctx.emit(

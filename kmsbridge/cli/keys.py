@@ -16,7 +16,8 @@ def register(subparsers: Any) -> None:
 
 
 def public_bundle(ctx: Context) -> int:
-    from kmsbridge.bundle import bundle_for, write_bundle
+    from kmsbridge.keys.bundle import write_bundle
+    from kmsbridge.lifecycle.publishing import bundle_for
 
     bundle = bundle_for(ctx.store, ctx.args.org)
     write_bundle(bundle, ctx.args.out)

@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_build(ctx: Context) -> int:
-    from kmsbridge.lambda_build import build
+    from kmsbridge.integrations.aws_lambda.build import build
 
     built = build(Path(ctx.args.out), ctx.args.arch)
     ctx.emit(

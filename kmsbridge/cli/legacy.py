@@ -51,7 +51,8 @@ def register(subparsers: Any) -> None:
 
 
 def import_key(ctx: Context) -> int:
-    from kmsbridge.legacy import import_key_pair, is_encrypted_pem
+    from kmsbridge.legacy.certificates import is_encrypted_pem
+    from kmsbridge.legacy.import_key import import_key_pair
 
     a = ctx.args
     key_pem = _read(a.key)
@@ -91,7 +92,7 @@ def decrypt(ctx: Context) -> int:
     a = ctx.args
     if zipfile.is_zipfile(a.source):
         return _decrypt_archive(ctx)
-    from kmsbridge.legacy import decrypt_cms_file
+    from kmsbridge.legacy.playback import decrypt_cms_file
 
     info = decrypt_cms_file(a.source, a.target, org=a.org, decryptor=ctx.decryptor)
     ctx.emit(
@@ -105,7 +106,7 @@ def _decrypt_archive(ctx: Context) -> int:
     from dataclasses import asdict
 
     from kmsbridge.cli import exit_codes
-    from kmsbridge.legacy import decrypt_archive
+    from kmsbridge.legacy.playback import decrypt_archive
 
     a = ctx.args
     results = decrypt_archive(a.source, a.target, org=a.org, decryptor=ctx.decryptor)

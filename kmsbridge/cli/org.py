@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
 
 
 def add_org(ctx: Context) -> int:
-    from kmsbridge.lifecycle import create_org
+    from kmsbridge.lifecycle.rotation import create_org
 
     a = ctx.args
     org, kek = create_org(

@@ -1,4 +1,6 @@
-"""The decryptor Lambda: ``handler.handler``. The contract lives in ``kmsbridge.lambda_api``.
+"""The decryptor Lambda: ``handler.handler``.
+
+The contract lives in ``kmsbridge.integrations.aws_lambda.decryptor_api``.
 
 Environment: KMSBRIDGE_TABLE, KMSBRIDGE_MAX_AGE_SECONDS, KMSBRIDGE_PLAYBACK_BUCKET,
 KMSBRIDGE_ALLOWED_ORGS (comma-separated, optional). They are read, and the AWS clients,
@@ -6,8 +8,8 @@ key table and decryptor built, once per container on its first event; warm event
 them (and the decryptor's bounded KEK cache).
 """
 
-from kmsbridge.lambda_api import LambdaHandler
-from kmsbridge.lambda_telemetry import configure_logging
+from kmsbridge.integrations.aws_lambda.decryptor_api import LambdaHandler
+from kmsbridge.integrations.aws_lambda.telemetry import configure_logging
 
 configure_logging()
 handler = LambdaHandler()

@@ -1,4 +1,6 @@
-"""The jobs Lambda, fed by SQS: ``handler.handler``. The work is in ``kmsbridge.jobs``.
+"""The jobs Lambda, fed by SQS: ``handler.handler``.
+
+The work is in ``kmsbridge.integrations.aws_lambda.jobs`` and ``kmsbridge.export.job``.
 
 Each message body is ``{"type": ..., ...}``; ``JOBS`` maps a type to its function (adding
 a type is one line). Failed messages are reported as batch item failures, so SQS
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kmsbridge.export_job import process_export_batch
-from kmsbridge.jobs import JobTable, Services, process_batch, run_rewrap
-from kmsbridge.lambda_telemetry import configure_logging
+from kmsbridge.export.job import process_export_batch
+from kmsbridge.integrations.aws_lambda.jobs import JobTable, process_batch, run_rewrap
+from kmsbridge.integrations.aws_lambda.telemetry import configure_logging
+from kmsbridge.services import Services
 
 configure_logging()
 services = Services()

@@ -1,4 +1,6 @@
-"""The scheduled rotation Lambda: ``handler.handler``. The work is in ``kmsbridge.lifecycle``.
+"""The scheduled rotation Lambda: ``handler.handler``.
+
+The work is in ``kmsbridge.lifecycle.rotation``.
 
 Rotates every org whose active KEK's cryptoperiod ends within the lead time
 (KMSBRIDGE_ROTATION_LEAD_HOURS, default 24: a daily schedule then never leaves an org
@@ -15,10 +17,11 @@ import json
 import logging
 from typing import Any
 
+from kmsbridge.clock import utcnow
 from kmsbridge.errors import InternalError
-from kmsbridge.jobs import Services
-from kmsbridge.lambda_telemetry import configure_logging
-from kmsbridge.lifecycle import orgs_from_env, rotate_due_orgs, rotation_lead_from_env, utcnow
+from kmsbridge.integrations.aws_lambda.telemetry import configure_logging
+from kmsbridge.lifecycle.rotation import rotate_due_orgs
+from kmsbridge.services import Services
 
 log = logging.getLogger("kmsbridge.lambda.rotation")
 configure_logging()
@@ -30,8 +33,8 @@ def handler(event: object = None, context: object = None) -> dict[str, Any]:
         services.store,
         services.kms,
         now=utcnow(),
-        lead=rotation_lead_from_env(),
-        orgs=orgs_from_env(),
+        lead=services.settings.rotation_lead,
+        orgs=sorted(services.settings.allowed_orgs or ()) or None,
     ).to_dict()
     log.info(json.dumps(report, sort_keys=True))
     if report["failed"]:

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.crypto.message import FINAL_FRAME_OVERHEAD, FRAME_OVERHEAD, parse_header
 from kmsbridge.errors import KmsBridgeError
 from kmsbridge.formats import FRAME_LENGTH
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.message import FINAL_FRAME_OVERHEAD, FRAME_OVERHEAD, parse_header
-from kmsbridge.recordings import DataKeySource, decrypt_file, encrypt_stream
+from kmsbridge.recordings.codec import DataKeySource, decrypt_file, encrypt_stream
 
 
 def encrypt(

@@ -16,10 +16,10 @@ import sys
 from typing import Any
 
 from kmsbridge.aws import AwsClients, AwsSettings
-from kmsbridge.decryptor import Decryptor
-from kmsbridge.export_job import process_export_batch
-from kmsbridge.kms import KekWrapper
-from kmsbridge.store import KeyStore
+from kmsbridge.decryptor.decryptor import Decryptor
+from kmsbridge.export.job import process_export_batch
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.keys.table import KeyStore
 
 
 def main(config: dict[str, Any]) -> None:

@@ -1,0 +1,227 @@
+"""The just-in-time decryptor: releases a recording's data key, and nothing else.
+
+``unwrap(org, header)`` reads the KEK item, asks KMS to unwrap the KEK private key (or
+takes it from the cache, at most ``max_age`` seconds after KMS last agreed), RSA-decrypts
+the recording's data key, and returns it only if the header's key commitment and
+authentication tag check out under it and its context names the org. An access failure
+for an org evicts every cached key of that org at once.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
+
+from kmsbridge.audit import audit
+from kmsbridge.crypto.kek import KekPublicKey, load_unwrapped_private_key, unwrap_dek
+from kmsbridge.crypto.message import MessageHeader, parse_header, verify_header
+from kmsbridge.decryptor.cache import TtlCache
+from kmsbridge.errors import (
+    AccessRevoked,
+    IntegrityError,
+    InvalidRequest,
+    KmsBridgeError,
+    NotFound,
+)
+from kmsbridge.formats import MAX_HEADER_BYTES, validate_kek_id, validate_org
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.keys.records import KekRecord
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.recordings.codec import check_org, kek_data_key
+
+DEFAULT_MAX_AGE_SECONDS = 60.0
+DEFAULT_MAX_KEKS = 256
+DEFAULT_MAX_DATA_KEYS = 4096
+
+
+@dataclass(frozen=True)
+class UnwrappedKey:
+    """A released data key and what it belongs to. The key itself is never printed."""
+
+    org: str
+    kek_id: str
+    recording_id: str
+    message_id: str
+    data_key: bytes = field(repr=False)
+    cache: str
+
+
+@dataclass(frozen=True)
+class KekCheck:
+    """Whether one KEK unwraps right now (no key material)."""
+
+    kek_id: str
+    state: str
+    outcome: str
+    message: str | None = None
+
+
+class Decryptor:
+    """Store + KMS + caches + recording headers. Thread-safe; one per process."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        kms: KekWrapper,
+        *,
+        max_age: float = DEFAULT_MAX_AGE_SECONDS,
+        max_keks: int = DEFAULT_MAX_KEKS,
+        max_data_keys: int = DEFAULT_MAX_DATA_KEYS,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.kms = kms
+        self.keks: TtlCache[rsa.RSAPrivateKey] = TtlCache(max_age, max_keks, now)
+        self.data_keys: TtlCache[UnwrappedKey] = TtlCache(max_age, max_data_keys, now)
+
+    def __call__(self, org: str, header: bytes) -> bytes:
+        """A ``DataKeySource`` for ``recordings.decrypt_stream``."""
+        return self.unwrap(org, header).data_key
+
+    def unwrap(
+        self, org: str, header: bytes, *, op: str = "unwrap", request_id: str | None = None
+    ) -> UnwrappedKey:
+        """The data key of the recording whose header (with its tag) is given."""
+        started = time.perf_counter()
+        fields: dict[str, str | None] = {"org": org if isinstance(org, str) else None}
+        try:
+            result = self._unwrap(org, header, fields)
+        except KmsBridgeError as exc:
+            _audit(op, fields, exc.code, started, request_id)
+            raise
+        _audit(op, fields, "ok", started, request_id)
+        return result
+
+    def key_transport(
+        self,
+        org: str,
+        kek_id: str,
+        encrypted_key: bytes,
+        padding: AsymmetricPadding,
+        *,
+        op: str = "legacy-decrypt",
+        recording: str | None = None,
+        request_id: str | None = None,
+    ) -> bytes:
+        """RSA-decrypt a CMS key-transport key (PKCS#7 recordings) with an imported KEK.
+
+        The KEK comes through the same cache, KMS unwrap and revocation eviction as
+        ``unwrap``, and only the decrypted content key leaves, never the KEK. Any RSA
+        failure is one IntegrityError (no padding oracle in the message).
+        """
+        started = time.perf_counter()
+        fields: dict[str, str | None] = {"org": org, "kek": kek_id, "recording": recording}
+        try:
+            validate_kek_id(kek_id)
+            private, fields["cache"] = self._kek(validate_org(org), kek_id)
+            try:
+                key = private.decrypt(encrypted_key, padding)
+            except ValueError:
+                raise IntegrityError("the content key does not decrypt under its KEK") from None
+        except KmsBridgeError as exc:
+            _audit(op, fields, exc.code, started, request_id)
+            raise
+        _audit(op, fields, "ok", started, request_id)
+        return key
+
+    def check_access(self, org: str) -> list[KekCheck]:
+        """Unwrap each live KEK of the org through KMS now (no cache), keep nothing."""
+        validate_org(org)
+        checks = []
+        for record in self.store.list_keks(org):
+            if record.state == "destroyed":
+                checks.append(KekCheck(record.kek_id, record.state, "DESTROYED"))
+                continue
+            try:
+                self._load_kek(record)
+            except KmsBridgeError as exc:
+                if isinstance(exc, AccessRevoked):
+                    self.evict_org(org)
+                checks.append(KekCheck(record.kek_id, record.state, exc.code, exc.message))
+            else:
+                checks.append(KekCheck(record.kek_id, record.state, "ok"))
+        return checks
+
+    def evict_org(self, org: str) -> None:
+        self.keks.evict_org(org)
+        self.data_keys.evict_org(org)
+
+    # ------------------------------------------------------------ internals
+
+    def _unwrap(self, org: str, raw: bytes, fields: dict[str, str | None]) -> UnwrappedKey:
+        header = _parse_exact_header(validate_org(org), raw)
+        fields["message_id"] = header.message_id_hex
+        recording_id = fields["recording"] = check_org(header, org)
+        kek_id, encrypted_dek = kek_data_key(header)
+        fields["kek"] = kek_id
+        raw = header.raw
+        cached = self.data_keys.get((org, raw))
+        if cached is not None:
+            fields["cache"] = "dek-hit"
+            return replace(cached, cache="dek-hit")
+        private, how = self._kek(org, kek_id)
+        fields["cache"] = how
+        dek = unwrap_dek(private, encrypted_dek)
+        verify_header(header, dek)
+        result = UnwrappedKey(org, kek_id, recording_id, header.message_id_hex, dek, how)
+        self.data_keys.put((org, raw), result)
+        return result
+
+    def _kek(self, org: str, kek_id: str) -> tuple[rsa.RSAPrivateKey, str]:
+        try:
+            return self.keks.get_or_load(
+                (org, kek_id), lambda: self._load_kek(self.store.get_kek(org, kek_id))
+            )
+        except AccessRevoked:
+            self.evict_org(org)
+            raise
+
+    def _load_kek(self, record: KekRecord) -> rsa.RSAPrivateKey:
+        if record.state == "destroyed" or record.wrapped_private_key is None:
+            raise NotFound(
+                f"KEK {record.kek_id[:12]}… was destroyed on purpose (crypto-shredded) "
+                f"on {record.destroyed_at or 'an earlier date'}; its recordings cannot be played"
+            )
+        public = KekPublicKey.from_der(record.public_key)
+        if public.kek_id != record.kek_id:
+            raise IntegrityError("the KEK item's public key does not match its KEK id")
+        pkcs8 = self.kms.unwrap(
+            record.wrapped_private_key,
+            org=record.org,
+            kek_id=record.kek_id,
+            kms_key_arns=record.kms_keys,
+        )
+        return load_unwrapped_private_key(pkcs8, public)
+
+
+def _parse_exact_header(org: str, raw: bytes) -> MessageHeader:
+    if not isinstance(raw, bytes | bytearray) or not raw:
+        raise InvalidRequest("header must be the recording's first bytes, up to its body")
+    if len(raw) > MAX_HEADER_BYTES:
+        raise InvalidRequest(f"header is longer than {MAX_HEADER_BYTES} bytes")
+    stream = io.BytesIO(raw)
+    header = parse_header(stream.read)
+    if stream.tell() != len(raw):
+        raise InvalidRequest("header has bytes after the header authentication tag")
+    return header
+
+
+def _audit(
+    op: str, fields: dict[str, str | None], outcome: str, started: float, request_id: str | None
+) -> None:
+    audit(
+        op=op,
+        org=fields.get("org"),
+        kek=fields.get("kek"),
+        recording=fields.get("recording"),
+        message_id=fields.get("message_id"),
+        cache=fields.get("cache"),
+        outcome=outcome,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        request_id=request_id,
+    )

@@ -1,0 +1,368 @@
+"""Bulk export as a job: recordings in S3, split into SQS messages, exported batch by batch.
+
+``start_export_job`` writes ``job.json`` under the job's folder
+(``s3://DEST/PREFIX/JOB_ID/``) and sends one SQS message per batch of source keys:
+``{"type": "export", "job": ..., "batch": N, "org": ..., "source_bucket": ...,
+"keys": [...], "dest_bucket": ..., "job_prefix": ..., "certificate": <base64 DER> |
+"kms_key": ARN}``. The jobs Lambda gives each message to ``process_export_batch``.
+
+Idempotent, because SQS delivers at least once: every output key is derived from its
+source key (``recordings/...``); an output that exists is reused, not rewritten, and
+outputs are put with ``If-None-Match: *`` so two deliveries racing write one object.
+A finished batch leaves ``results/batch-NNNNNN.json``; a redelivered message whose result
+exists does nothing more. The worker that sees every batch's result writes
+``manifest.json`` from them (same content whoever writes it). A retryable failure
+(KMS throttled or unreachable) raises, so SQS redelivers the message; other per-recording
+failures (missing object, revoked key, damaged file) are recorded in the batch result.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, unquote
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kmsbridge.aws import AwsClients
+from kmsbridge.clock import iso, parse_iso, utcnow
+from kmsbridge.decryptor.decryptor import Decryptor
+from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError, NotFound
+from kmsbridge.export.archive import (
+    Exporter,
+    ExportTarget,
+    certificate_target,
+    entry_name,
+    kms_target,
+    make_manifest,
+)
+from kmsbridge.formats import validate_org
+
+DEFAULT_BATCH_SIZE = 20
+MAX_BATCH_SIZE = 100  # 100 keys of up to 1 KiB stay well under SQS's 256 KiB message limit
+JOB_FILE = "job.json"
+MESSAGE_TYPE = "export"
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """Where a job lives: ``s3://bucket/prefix`` (the prefix ends with the job id and /)."""
+
+    bucket: str
+    prefix: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @property
+    def job_id(self) -> str:
+        return self.prefix.rstrip("/").rsplit("/", 1)[-1]
+
+    @classmethod
+    def parse(cls, uri: str) -> JobRef:
+        if not uri.startswith("s3://") or "/" not in uri[5:]:
+            raise InvalidRequest(
+                f"a job is named by its folder, s3://BUCKET/PREFIX/JOB, not {uri!r}"
+            )
+        bucket, prefix = uri[5:].split("/", 1)
+        if not bucket or not prefix.strip("/"):
+            raise InvalidRequest(
+                f"a job is named by its folder, s3://BUCKET/PREFIX/JOB, not {uri!r}"
+            )
+        return cls(bucket, prefix.rstrip("/") + "/")
+
+
+# ---------------------------------------------------------------- start
+
+
+def start_export_job(
+    clients: AwsClients,
+    *,
+    org: str,
+    source_bucket: str,
+    keys: Sequence[str],
+    dest_bucket: str,
+    queue_url: str,
+    target: ExportTarget,
+    dest_prefix: str = "exports/",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    now: datetime | None = None,
+) -> JobRef:
+    """Record the job in S3 and queue its batches; returns where its results will be."""
+    validate_org(org)
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        raise InvalidRequest("the export job has no recordings")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise InvalidRequest(f"batch size must be 1 to {MAX_BATCH_SIZE}")
+    now = now or utcnow()
+    job_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(4).hex()}"
+    job = JobRef(dest_bucket, f"{dest_prefix.strip('/')}/{job_id}/".lstrip("/"))
+    batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
+    record = {
+        "kmsbridge_export_job": 1,
+        "job": job_id,
+        "org": org,
+        "created_at": iso(now),
+        "source_bucket": source_bucket,
+        "batches": len(batches),
+        "recordings": len(keys),
+        **target.describe(),
+    }
+    s3 = clients.client("s3")
+    with aws_errors("the job folder"):
+        s3.put_object(
+            Bucket=dest_bucket, Key=job.prefix + JOB_FILE, Body=_json(record), IfNoneMatch="*"
+        )
+    common = _message_common(job, org, source_bucket, target)
+    messages = [{**common, "batch": n, "keys": batch} for n, batch in enumerate(batches, 1)]
+    _send(clients.client("sqs"), queue_url, messages)
+    return job
+
+
+def _message_common(
+    job: JobRef, org: str, source_bucket: str, target: ExportTarget
+) -> dict[str, Any]:
+    common: dict[str, Any] = {
+        "type": MESSAGE_TYPE,
+        "job": job.job_id,
+        "org": org,
+        "source_bucket": source_bucket,
+        "dest_bucket": job.bucket,
+        "job_prefix": job.prefix,
+    }
+    if target.certificate is not None:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        der = target.certificate.public_bytes(Encoding.DER)
+        common["certificate"] = base64.b64encode(der).decode("ascii")
+    else:
+        common["kms_key"] = target.kms_key_arn
+    return common
+
+
+def _send(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    for start in range(0, len(messages), 10):  # SendMessageBatch takes at most 10
+        entries = [
+            {"Id": str(i), "MessageBody": json.dumps(m, sort_keys=True)}
+            for i, m in enumerate(messages[start : start + 10])
+        ]
+        with aws_errors("the job queue"):
+            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        if response.get("Failed"):
+            raise InternalError(f"the job queue refused {len(response['Failed'])} message(s)")
+
+
+# ---------------------------------------------------------------- one batch
+
+
+def process_export_batch(
+    message: Mapping[str, Any],
+    *,
+    clients: AwsClients,
+    decryptor: Decryptor,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Export one batch (an SQS message body) to the job's folder; safe to run twice."""
+    job, batch, org, keys, target = _parse_message(message, now)
+    s3 = clients.client("s3")
+    result_key = f"{job.prefix}results/batch-{batch:06d}.json"
+    done = _get_json(s3, job.bucket, result_key)
+    if done is None:
+        exporter = Exporter(org, decryptor, target, clients)
+        source_bucket = str(message["source_bucket"])
+        entries = [
+            _export_object(s3, exporter, source_bucket, key, job, target.suffix) for key in keys
+        ]
+        done = {"job": job.job_id, "batch": batch, "recordings": entries}
+        with aws_errors("the job folder"):
+            s3.put_object(Bucket=job.bucket, Key=result_key, Body=_json(done))
+    _finish_if_complete(s3, job)
+    return done
+
+
+def _parse_message(
+    message: Mapping[str, Any], now: datetime | None
+) -> tuple[JobRef, int, str, list[str], ExportTarget]:
+    try:
+        if message["type"] != MESSAGE_TYPE:
+            raise InvalidRequest(f"not an export message (type {message['type']!r})")
+        job = JobRef(str(message["dest_bucket"]), str(message["job_prefix"]))
+        batch, org, keys = int(message["batch"]), validate_org(message["org"]), message["keys"]
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise InvalidRequest("an export message's keys must be a list of S3 keys")
+        if "certificate" in message:
+            target = certificate_target(base64.b64decode(message["certificate"]), now)
+        else:
+            target = kms_target(str(message["kms_key"]))
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        raise InvalidRequest("the export message is malformed") from None
+    return job, batch, org, keys, target
+
+
+def _export_object(
+    s3: Any, exporter: Exporter, source_bucket: str, key: str, job: JobRef, suffix: str
+) -> dict[str, Any]:
+    output = job.prefix + entry_name(key, suffix)
+    entry: dict[str, Any] = {"source": key, "file": output}
+    try:
+        existing = _head(s3, job.bucket, output)
+        if existing is None:
+            existing = _export_new(s3, exporter, source_bucket, key, job.bucket, output)
+    except KmsBridgeError as exc:
+        if exc.retryable:
+            raise  # SQS redelivers the message; nothing of this recording was written
+        return {**entry, "ok": False, "error": exc.to_dict()}
+    return {**entry, "ok": True, **existing}
+
+
+def _export_new(
+    s3: Any, exporter: Exporter, source_bucket: str, key: str, bucket: str, output: str
+) -> dict[str, Any]:
+    with aws_errors(f"s3://{source_bucket}/{key}"):
+        body = s3.get_object(Bucket=source_bucket, Key=key)["Body"]
+    with body:
+        exported = exporter.export(body, name=key)
+    found = {
+        "recording": exported.recording_id,
+        "size": exported.size,
+        "sha256": exported.sha256,
+        "kek": exported.kek_id,
+    }
+    metadata = {k: quote(str(v), safe="") for k, v in found.items()}
+    try:
+        s3.put_object(
+            Bucket=bucket, Key=output, Body=exported.ciphertext, Metadata=metadata, IfNoneMatch="*"
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            raise InternalError(f"the export bucket refused {output}") from None
+        return _head(s3, bucket, output) or found  # another delivery wrote it first
+    return found
+
+
+def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        response = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise InternalError(f"the export bucket refused to show {key}") from None
+    meta = {k: unquote(v) for k, v in response.get("Metadata", {}).items()}
+    return {
+        "recording": meta.get("recording"),
+        "size": int(meta.get("size", "0")),
+        "sha256": meta.get("sha256"),
+        "kek": meta.get("kek"),
+    }
+
+
+# ---------------------------------------------------------------- manifest and status
+
+
+def _finish_if_complete(s3: Any, job: JobRef) -> dict[str, Any] | None:
+    record = _job_record(s3, job)
+    results = _results(s3, job)
+    if len(results) < int(record["batches"]):
+        return None
+    entries = [e for r in sorted(results, key=lambda r: int(r["batch"])) for e in r["recordings"]]
+    target = {k: record[k] for k in record if k.startswith(("format", "certificate_", "kms_"))}
+    exported = [e for e in entries if e["ok"]]
+    manifest = make_manifest(record["org"], target, exported, parse_iso(record["created_at"]))
+    manifest |= {
+        "job": record["job"],
+        "source_bucket": record["source_bucket"],
+        "failed": [e for e in entries if not e["ok"]],
+    }
+    with aws_errors("the job folder"):
+        s3.put_object(Bucket=job.bucket, Key=job.prefix + "manifest.json", Body=_json(manifest))
+    return manifest
+
+
+def export_status(clients: AwsClients, job_uri: str) -> dict[str, Any]:
+    """Progress of a job: batches done of all, recordings exported and failed, the manifest."""
+    job = JobRef.parse(job_uri)
+    s3 = clients.client("s3")
+    record = _job_record(s3, job)
+    results = _results(s3, job)
+    entries = [e for r in results for e in r["recordings"]]
+    complete = len(results) >= int(record["batches"])
+    return {
+        "job": job.uri,
+        "org": record["org"],
+        "state": "complete" if complete else "running",
+        "batches": int(record["batches"]),
+        "batches_done": len(results),
+        "recordings": int(record["recordings"]),
+        "exported": sum(1 for e in entries if e["ok"]),
+        "failed": sum(1 for e in entries if not e["ok"]),
+        "manifest": f"{job.uri}manifest.json" if complete else None,
+    }
+
+
+def _job_record(s3: Any, job: JobRef) -> dict[str, Any]:
+    record = _get_json(s3, job.bucket, job.prefix + JOB_FILE)
+    if record is None:
+        raise NotFound(f"no export job at {job.uri}")
+    return record
+
+
+def _results(s3: Any, job: JobRef) -> list[dict[str, Any]]:
+    out = []
+    with aws_errors("the job folder"):
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=job.bucket, Prefix=job.prefix + "results/"
+        )
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    for key in keys:
+        result = _get_json(s3, job.bucket, key)
+        if result is not None:
+            out.append(result)
+    return out
+
+
+def _get_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise _s3_error(exc, f"s3://{bucket}/{key}") from None
+    except BotoCoreError:
+        raise InternalError("S3 is unreachable") from None
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+def _json(data: Mapping[str, Any]) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _s3_error(exc: ClientError, what: str) -> KmsBridgeError:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in ("NoSuchKey", "NoSuchBucket", "404"):
+        return NotFound(f"{what} does not exist")
+    return InternalError(f"AWS refused access to {what} ({code})")
+
+
+class aws_errors:
+    """S3 and SQS errors become library errors, botocore's never leak upward."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, ClientError):
+            raise _s3_error(exc, self.what) from None
+        if isinstance(exc, BotoCoreError):
+            raise InternalError(f"{self.what} is unreachable") from None

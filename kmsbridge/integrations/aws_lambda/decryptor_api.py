@@ -1,0 +1,367 @@
+"""The decryptor Lambda's contract: validate the event, run one op, answer in JSON.
+
+Ops (DESIGN.md "The decryptor"): ``unwrap`` (a recording's data key, sealed to the
+caller's ``response_key`` when one is given), ``decrypt`` (a pre-signed URL of a
+short-lived plaintext copy in S3) and ``access-check`` (a canary unwrap of each KEK of
+the org, and each KMS key's state). Every field is checked before any AWS call; a bad one
+is ``INVALID_REQUEST`` with a sentence naming it. Every outcome is a JSON object:
+``{"ok": true, ...}`` or ``{"ok": false, "error": {"code", "message", "retryable"}}``;
+nothing raises to the runtime, and no stack trace or secret reaches the caller.
+
+An org outside ``KMSBRIDGE_ALLOWED_ORGS`` (when set) is ``INVALID_REQUEST``: the list is a
+deployment policy checked with the other fields, before any AWS call.
+
+Observability: the decryptor's audit line per key release (with the Lambda request id),
+an audit line for every other decision, and one CloudWatch embedded-metric-format line
+per request (``Requests`` and ``Duration`` by ``Op`` and ``Outcome``), plus ``ColdStart``
+on a container's first event. See ``lambda_telemetry``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.config import Config
+
+from kmsbridge.audit import audit
+from kmsbridge.crypto.sealing import PUBLIC_KEY_BYTES, check_kem, load_public_key, seal
+from kmsbridge.decryptor.access import access_state
+from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
+from kmsbridge.formats import MAX_HEADER_BYTES, validate_org
+from kmsbridge.integrations.aws_lambda import telemetry as lambda_telemetry
+from kmsbridge.integrations.s3 import S3Location, decrypt_to_playback_object
+from kmsbridge.services import Services, Settings
+
+OPS = ("unwrap", "decrypt", "access-check")
+MIN_EXPIRES_IN, MAX_EXPIRES_IN, DEFAULT_EXPIRES_IN = 60, 3600, 300
+_FIELDS = {
+    "unwrap": {"op", "org", "header", "response_key"},
+    "decrypt": {"op", "org", "source", "expires_in"},
+    "access-check": {"op", "org"},
+}
+_MAX_SOURCE_KEY = 1024
+log = logging.getLogger("kmsbridge.lambda")
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated event: the op, the org, and that op's fields."""
+
+    op: str
+    org: str
+    header: bytes = field(default=b"", repr=False)
+    kem: str | None = None
+    public_key: bytes = field(default=b"", repr=False)
+    source: S3Location | None = None
+    expires_in: int = DEFAULT_EXPIRES_IN
+
+
+def parse_request(event: object, allowed_orgs: frozenset[str] | None = None) -> Request:
+    """Check every field of an event, cheapest first; no AWS call."""
+    if not isinstance(event, dict):
+        raise InvalidRequest("the event must be a JSON object")
+    op = event.get("op")
+    if not isinstance(op, str) or op not in OPS:
+        raise InvalidRequest(f"op must be one of {', '.join(OPS)}")
+    unexpected = sorted(str(k) for k in event if k not in _FIELDS[op])
+    if unexpected:
+        raise InvalidRequest(f"unexpected field {unexpected[0]!r} for op {op!r}")
+    if "org" not in event:
+        raise InvalidRequest("org is missing")
+    org = validate_org(event["org"])
+    if allowed_orgs is not None and org not in allowed_orgs:
+        raise InvalidRequest(f"org {org!r} is not served by this decryptor")
+    if op == "unwrap":
+        return _parse_unwrap(event, org)
+    if op == "decrypt":
+        return _parse_decrypt(event, org)
+    return Request(op, org)
+
+
+def _parse_unwrap(event: dict[str, Any], org: str) -> Request:
+    header = _base64_field(event, "header", MAX_HEADER_BYTES)
+    response_key = event.get("response_key")
+    if response_key is None:
+        return Request("unwrap", org, header=header)
+    if not isinstance(response_key, dict) or set(response_key) != {"kem", "public_key"}:
+        raise InvalidRequest("response_key must be an object with exactly kem and public_key")
+    kem = check_kem(response_key["kem"])
+    public_key = _base64_field(response_key, "public_key", PUBLIC_KEY_BYTES[kem], "response_key.")
+    # Size and ML-KEM key checks here; a small-order X25519 point fails in seal(), after the
+    # unwrap, as INVALID_REQUEST too: the data key is then returned in no form.
+    load_public_key(kem, public_key)
+    return Request("unwrap", org, header=header, kem=kem, public_key=public_key)
+
+
+def _parse_decrypt(event: dict[str, Any], org: str) -> Request:
+    source = event.get("source")
+    if source is None:
+        raise InvalidRequest("source is missing")
+    if not isinstance(source, str) or not source.startswith("s3://"):
+        raise InvalidRequest("source must be an s3://bucket/key URL")
+    bucket, _, key = source[5:].partition("/")
+    if not _valid_bucket(bucket) or not 0 < len(key) <= _MAX_SOURCE_KEY or not key.isprintable():
+        raise InvalidRequest(
+            f"source must be s3://bucket/key with a valid bucket and a key of 1-{_MAX_SOURCE_KEY}"
+            " printable characters"
+        )
+    expires_in = event.get("expires_in", DEFAULT_EXPIRES_IN)
+    if (
+        not isinstance(expires_in, int)
+        or isinstance(expires_in, bool)
+        or not MIN_EXPIRES_IN <= expires_in <= MAX_EXPIRES_IN
+    ):
+        raise InvalidRequest(
+            f"expires_in must be a whole number of seconds from {MIN_EXPIRES_IN} to "
+            f"{MAX_EXPIRES_IN}"
+        )
+    return Request("decrypt", org, source=S3Location(bucket, key), expires_in=expires_in)
+
+
+def _valid_bucket(bucket: str) -> bool:
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+    return 3 <= len(bucket) <= 63 and set(bucket) <= allowed and bucket[0] not in ".-"
+
+
+def _base64_field(obj: dict[str, Any], name: str, max_bytes: int, prefix: str = "") -> bytes:
+    value = obj.get(name)
+    label = prefix + name
+    if value is None:
+        raise InvalidRequest(f"{label} is missing")
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{label} must be a base64 string")
+    if len(value) > 4 * -(-max_bytes // 3):
+        raise InvalidRequest(f"{label} is longer than {max_bytes} bytes")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"{label} is not valid base64") from None
+    if base64.b64encode(raw).decode("ascii") != value:  # padded, canonical: one text per value
+        raise InvalidRequest(f"{label} is not valid base64")
+    if not raw:
+        raise InvalidRequest(f"{label} is empty")
+    if len(raw) > max_bytes:
+        raise InvalidRequest(f"{label} is longer than {max_bytes} bytes")
+    return raw
+
+
+# ---------------------------------------------------------------- the app
+
+
+class LambdaApp:
+    """Runs validated requests against one decryptor; built once per container."""
+
+    def __init__(self, services: Services) -> None:
+        self.config = services.settings
+        self.clients = services.clients
+        self.kms = services.kms
+        self.decryptor = services.decryptor
+        self._s3: Any = None
+
+    @property
+    def s3(self) -> Any:
+        """An S3 client that signs URLs with SigV4 (botocore may presign with SigV2)."""
+        if self._s3 is None:
+            settings = self.clients.settings
+            self._s3 = self.clients.session.client(
+                "s3",
+                region_name=self.clients.region,
+                endpoint_url=settings.endpoint_url,
+                config=settings.client_config().merge(Config(signature_version="s3v4")),
+            )
+        return self._s3
+
+    def handle(self, event: object, request_id: str | None = None) -> dict[str, Any]:
+        """One response for one event; never raises."""
+        started = time.perf_counter()
+        op = event.get("op") if isinstance(event, dict) else None
+        op_name = op if isinstance(op, str) and op in OPS else "invalid"
+        try:
+            request = parse_request(event, self.config.allowed_orgs)
+        except KmsBridgeError as exc:
+            _audit_refusal(op_name, event, exc.code, started, request_id)
+            response = _error(exc)
+        else:
+            response = self._run(request, request_id, started)
+        outcome = "ok" if response["ok"] else response["error"]["code"]
+        lambda_telemetry.emit_request(op_name, outcome, (time.perf_counter() - started) * 1000)
+        return response
+
+    def _run(self, request: Request, request_id: str | None, started: float) -> dict[str, Any]:
+        try:
+            return OP_HANDLERS[request.op](self, request, request_id, started)
+        except KmsBridgeError as exc:
+            return _error(exc)
+        except Exception as exc:
+            # Type and place only: an exception's text could quote data, never the caller's.
+            where = traceback.extract_tb(exc.__traceback__)[-1:]
+            log.error(
+                "unexpected %s at %s (request %s)",
+                type(exc).__name__,
+                ":".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in where),
+                request_id,
+            )
+            return _error(InternalError(f"unexpected failure (request id {request_id})"))
+
+    def unwrap(self, request: Request, request_id: str | None, started: float) -> dict[str, Any]:
+        key = self.decryptor.unwrap(request.org, request.header, request_id=request_id)
+        if request.kem is None:
+            return {
+                "ok": True,
+                "kek": key.kek_id,
+                "data_key": base64.b64encode(key.data_key).decode(),
+            }
+        sealed = seal(
+            key.data_key,
+            request.kem,
+            request.public_key,
+            org=request.org,
+            kek_id=key.kek_id,
+            message_id=key.message_id,
+        )
+        return {"ok": True, "kek": key.kek_id, "sealed_data_key": base64.b64encode(sealed).decode()}
+
+    def decrypt(self, request: Request, request_id: str | None, started: float) -> dict[str, Any]:
+        assert request.source is not None
+        bucket = self.config.playback_bucket
+        fields: dict[str, Any] = {"source_bucket": request.source.bucket}
+        try:
+            if bucket is None:
+                raise InternalError("decrypt is not configured: KMSBRIDGE_PLAYBACK_BUCKET is unset")
+            result = decrypt_to_playback_object(
+                self.s3,
+                request.source,
+                org=request.org,
+                data_keys=lambda org, header: self.decryptor.unwrap(
+                    org, header, op="decrypt-key", request_id=request_id
+                ).data_key,
+                bucket=bucket,
+                expires_in=request.expires_in,
+            )
+        except KmsBridgeError as exc:
+            _audit_op(request, exc.code, started, request_id, **fields)
+            raise
+        info = result.info
+        _audit_op(
+            request,
+            "ok",
+            started,
+            request_id,
+            kek=info.kek_id,
+            recording=info.recording_id,
+            message_id=info.message_id,
+            bytes=info.plaintext_bytes,
+            **fields,
+        )
+        return {"ok": True, "url": result.url, "expires_in": request.expires_in}
+
+    def access_check(
+        self, request: Request, request_id: str | None, started: float
+    ) -> dict[str, Any]:
+        try:
+            store = self.decryptor.store
+            arns = list(store.get_org(request.org).kms_keys)
+            arns += [arn for record in store.list_keks(request.org) for arn in record.kms_keys]
+            checks = self.decryptor.check_access(request.org)
+        except KmsBridgeError as exc:
+            _audit_op(request, exc.code, started, request_id)
+            raise
+        arns = list(dict.fromkeys(arns))
+        keys = [{"arn": arn, "state": self._key_state(arn)} for arn in arns]
+        keks = [{"kek": c.kek_id, "state": c.state, "outcome": c.outcome} for c in checks]
+        state = access_state([c.outcome for c in checks])
+        _audit_op(request, "ok", started, request_id, state=state)
+        return {"ok": True, "org": request.org, "state": state, "kms_keys": keys, "keks": keks}
+
+    def _key_state(self, arn: str) -> str:
+        try:
+            return self.kms.key_state(arn)
+        except KmsBridgeError as exc:
+            return exc.code
+
+
+OP_HANDLERS: dict[str, Callable[[LambdaApp, Request, str | None, float], dict[str, Any]]] = {
+    "unwrap": LambdaApp.unwrap,
+    "decrypt": LambdaApp.decrypt,
+    "access-check": LambdaApp.access_check,
+}
+
+
+def _error(exc: KmsBridgeError) -> dict[str, Any]:
+    return {"ok": False, "error": exc.to_dict()}
+
+
+def _audit_op(
+    request: Request, outcome: str, started: float, request_id: str | None, **extra: Any
+) -> None:
+    audit(
+        op=request.op,
+        org=request.org,
+        outcome=outcome,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        request_id=request_id,
+        **extra,
+    )
+
+
+def _audit_refusal(
+    op: str, event: object, outcome: str, started: float, request_id: str | None
+) -> None:
+    org = event.get("org") if isinstance(event, dict) else None
+    try:
+        org = validate_org(org)
+    except InvalidRequest:
+        org = None  # never log an unchecked value
+    audit(
+        op=op,
+        org=org,
+        outcome=outcome,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        request_id=request_id,
+        stage="validation",
+    )
+
+
+# ---------------------------------------------------------------- the runtime entry
+
+
+class LambdaHandler:
+    """``handler.handler``: builds the app on the first event (config and clients once)."""
+
+    def __init__(self, build: Callable[[], LambdaApp] | None = None) -> None:
+        self._build = build or build_app
+        self._app: LambdaApp | None = None
+        self._cold = True
+
+    def __call__(self, event: object, context: object = None) -> dict[str, Any]:
+        request_id = getattr(context, "aws_request_id", None)
+        if self._cold:
+            self._cold = False
+            lambda_telemetry.emit_cold_start()
+        try:
+            if self._app is None:
+                self._app = self._build()
+        except KmsBridgeError as exc:
+            log.error("the decryptor could not start: %s", exc.message)
+            return _error(InternalError(f"the decryptor is misconfigured: {exc.message}"))
+        except Exception as exc:
+            log.error("the decryptor could not start: %s", type(exc).__name__)
+            return _error(InternalError("the decryptor could not start"))
+        return self._app.handle(event, request_id)
+
+
+def build_app() -> LambdaApp:
+    """Settings from the environment; clients with the standard credential chain."""
+    services = Services(Settings.from_env())
+    services.decryptor  # noqa: B018 - build clients, table and decryptor now, once
+    return LambdaApp(services)

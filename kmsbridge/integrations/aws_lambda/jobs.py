@@ -1,0 +1,137 @@
+"""Bulk work fanned out as SQS messages, one org per message, run by ``lambda/jobs``.
+
+A message body is JSON with a ``type`` and that type's fields, e.g. ``{"type": "rewrap",
+"org": "acme", "kms_keys": [ARN, ...]}``. The handler maps each type to a function of
+the body (``JobTable``); ``process_batch`` runs each record and answers SQS's partial
+batch response, ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}``, so SQS
+redelivers only the failed messages (the event source mapping must enable
+``ReportBatchItemFailures``). Jobs must be idempotent: SQS delivers at least once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
+from kmsbridge.formats import validate_org
+from kmsbridge.keys.kms import KekWrapper, validate_key_arns
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.rewrap import RewrapResult, rewrap_org
+
+# Under kmsbridge.lambda: the Lambda handlers send that logger to stdout as plain lines.
+log = logging.getLogger("kmsbridge.lambda.jobs")
+
+JobTable = Mapping[str, Callable[[dict[str, Any]], object]]
+SQS_BATCH_LIMIT = 10
+
+
+# ---------------------------------------------------------------- producing
+
+
+def rewrap_message(org: str, kms_key_arns: Sequence[str]) -> dict[str, Any]:
+    return {
+        "type": "rewrap",
+        "org": validate_org(org),
+        "kms_keys": validate_key_arns(kms_key_arns),
+    }
+
+
+def enqueue(sqs: Any, queue_url: str, messages: Iterable[dict[str, Any]]) -> int:
+    """Send the messages in batches of ten; raise if SQS refused any (resending is safe)."""
+    sent = 0
+    batch: list[dict[str, Any]] = []
+    for message in messages:
+        batch.append(message)
+        if len(batch) == SQS_BATCH_LIMIT:
+            sent += _send(sqs, queue_url, batch)
+            batch = []
+    if batch:
+        sent += _send(sqs, queue_url, batch)
+    return sent
+
+
+def _send(sqs: Any, queue_url: str, batch: list[dict[str, Any]]) -> int:
+    entries = [
+        {"Id": str(i), "MessageBody": json.dumps(m, sort_keys=True)} for i, m in enumerate(batch)
+    ]
+    try:
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise InternalError(f"SQS refused the messages ({code})") from None
+    except BotoCoreError:
+        raise InternalError("SQS is unreachable; nothing more was sent, retry later") from None
+    failed = response.get("Failed", [])
+    if failed:
+        raise InternalError(
+            f"SQS refused {len(failed)} of {len(batch)} messages "
+            f"({failed[0].get('Code', '')}); enqueue again (the jobs are idempotent)"
+        )
+    return len(batch)
+
+
+# ---------------------------------------------------------------- consuming
+
+
+def process_batch(event: Mapping[str, Any], jobs: JobTable) -> dict[str, Any]:
+    """Run each SQS record's job; report the ones that failed for SQS to redeliver.
+
+    On a FIFO queue the first failure stops the batch and every later record is reported
+    too, so order within a message group is kept (as the Lambda documentation requires).
+    """
+    records = event.get("Records")
+    if not isinstance(records, list):
+        raise InvalidRequest("not an SQS event: no Records")
+    failures: list[dict[str, str]] = []
+    for record in records:
+        message_id = str(record.get("messageId", ""))
+        fifo = str(record.get("eventSourceARN", "")).endswith(".fifo")
+        if failures and fifo:
+            failures.append({"itemIdentifier": message_id})
+            continue
+        if not run_record(record, jobs):
+            failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
+
+
+def run_record(record: Mapping[str, Any], jobs: JobTable) -> bool:
+    """One record: True when its job finished. Logs the outcome, never the body."""
+    fields: dict[str, Any] = {"message_id": record.get("messageId")}
+    try:
+        body = parse_body(record.get("body"))
+        fields |= {"type": body["type"], "org": body.get("org")}
+        job = jobs.get(body["type"])
+        if job is None:
+            raise InvalidRequest(f"unknown job type {body['type']!r}")
+        job(body)
+    except KmsBridgeError as exc:
+        log.warning(json.dumps(fields | {"outcome": exc.code, "message": exc.message}))
+        return False
+    except Exception as exc:  # one bad message must not fail (and redeliver) the whole batch
+        log.error(json.dumps(fields | {"outcome": "INTERNAL", "error": type(exc).__name__}))
+        return False
+    log.info(json.dumps(fields | {"outcome": "ok"}))
+    return True
+
+
+def parse_body(body: object) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body) if isinstance(body, str) else None
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
+        raise InvalidRequest("a job message is a JSON object with a 'type'")
+    return parsed
+
+
+def run_rewrap(store: KeyStore, kms: KekWrapper, body: Mapping[str, Any]) -> RewrapResult:
+    """The ``rewrap`` job: ``{"type": "rewrap", "org": ORG, "kms_keys": [ARN, ...]}``."""
+    arns = body.get("kms_keys")
+    if not isinstance(arns, list) or not all(isinstance(a, str) for a in arns):
+        raise InvalidRequest("a rewrap job needs 'kms_keys': a list of KMS key ARNs")
+    return rewrap_org(store, kms, validate_org(body.get("org")), arns)

@@ -1,0 +1,230 @@
+"""Short-lived plaintext copies of recordings in S3, for players that want a URL.
+
+``decrypt_to_playback_object`` streams an encrypted recording from S3 through
+``decrypt_stream`` into an S3 multipart upload of a new object in the playback bucket,
+part by part (8 MiB in memory at most), then returns a pre-signed GET URL. The object is
+completed only after the whole recording authenticated; any failure aborts the upload,
+so no partial plaintext object ever appears. Objects live under ``PLAYBACK_PREFIX``,
+which the platform's bucket expires by a lifecycle rule (one day, S3's finest grain);
+the URL itself expires after ``expires_in`` seconds. Every part is written with SSE.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import IO, Any, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kmsbridge.errors import IntegrityError, InternalError, InvalidRequest, KmsUnavailable, NotFound
+from kmsbridge.recordings.codec import DataKeySource, RecordingInfo, decrypt_stream
+from kmsbridge.recordings.ranges import HEADER_PROBE_BYTES
+
+PLAYBACK_PREFIX = "playback/"
+PART_BYTES = 8 * 1024 * 1024  # S3 parts are 5 MiB at least (except the last)
+SSE = "AES256"
+_MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
+_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled"})
+_BUSY = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503"})
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class PlaybackObject:
+    location: S3Location
+    url: str
+    info: RecordingInfo
+
+
+def decrypt_to_playback_object(
+    s3: Any,
+    source: S3Location,
+    *,
+    org: str,
+    data_keys: DataKeySource,
+    bucket: str,
+    expires_in: int,
+) -> PlaybackObject:
+    """Decrypt ``source`` into a new SSE object in ``bucket``; a URL valid ``expires_in`` s."""
+    name = source.key.rsplit("/", 1)[-1] or "recording"
+    target = S3Location(bucket, f"{PLAYBACK_PREFIX}{org}/{uuid.uuid4().hex}/{name}")
+    with _s3_errors(f"the recording {source}"):
+        body = s3.get_object(Bucket=source.bucket, Key=source.key)["Body"]
+    try:
+        with _s3_errors("the playback bucket"), MultipartSink(s3, target) as sink:
+            info = decrypt_stream(body, cast(IO[bytes], sink), org=org, data_keys=data_keys)
+    finally:
+        body.close()
+    with _s3_errors("the playback bucket"):
+        url = s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": target.bucket, "Key": target.key},
+            ExpiresIn=expires_in,
+        )
+    return PlaybackObject(target, str(url), info)
+
+
+class MultipartSink:
+    """A writable sink that uploads full parts as they fill; the object exists only on close.
+
+    Used as a context manager: completes the upload when the block succeeds, aborts it
+    (deleting the parts) when it fails.
+    """
+
+    def __init__(self, s3: Any, target: S3Location, part_bytes: int = PART_BYTES) -> None:
+        self._s3 = s3
+        self._target = target
+        self._part_bytes = part_bytes
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def __enter__(self) -> MultipartSink:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self._complete()
+        else:
+            self._abort()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._buffer += data
+        while len(self._buffer) >= self._part_bytes:
+            self._upload(bytes(self._buffer[: self._part_bytes]))
+            del self._buffer[: self._part_bytes]
+        return len(data)
+
+    def _upload(self, part: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._s3.create_multipart_upload(
+                Bucket=self._target.bucket,
+                Key=self._target.key,
+                ServerSideEncryption=SSE,
+                ContentType="application/octet-stream",
+            )["UploadId"]
+        number = len(self._parts) + 1
+        etag = self._s3.upload_part(
+            Bucket=self._target.bucket,
+            Key=self._target.key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=part,
+        )["ETag"]
+        self._parts.append({"ETag": etag, "PartNumber": number})
+
+    def _complete(self) -> None:
+        if self._buffer or not self._parts:
+            self._upload(bytes(self._buffer))  # the last part may be short (or empty)
+            self._buffer.clear()
+        self._s3.complete_multipart_upload(
+            Bucket=self._target.bucket,
+            Key=self._target.key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    def _abort(self) -> None:
+        self._buffer.clear()
+        if self._upload_id is None:
+            return
+        # If the abort fails, the bucket's lifecycle rule removes the parts; the first error wins.
+        with suppress(ClientError, BotoCoreError):
+            self._s3.abort_multipart_upload(
+                Bucket=self._target.bucket, Key=self._target.key, UploadId=self._upload_id
+            )
+
+
+@contextmanager
+def _s3_errors(what: str) -> Iterator[None]:
+    """S3 failures as library errors (botocore never leaks upward)."""
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING:
+            raise NotFound(f"{what} does not exist") from None
+        if code in _DENIED:
+            raise InvalidRequest(f"the decryptor is not allowed to use {what}") from None
+        if code in _BUSY:
+            raise KmsUnavailable(f"S3 is busy or unavailable for {what}; retry later") from None
+        raise InternalError(f"S3 refused the request for {what} ({code})") from None
+    except BotoCoreError:
+        raise KmsUnavailable(f"S3 is unreachable for {what}; retry later") from None
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """A recording in S3, read with ranged GETs through the caller's boto3 S3 client."""
+
+    client: Any = field(repr=False)
+    bucket: str
+    key: str
+
+    def open_blob(self) -> _S3Blob:
+        """Random access for ``recordings.ranges.decrypt_range``: ranged GETs of one version."""
+        return _S3Blob(self)
+
+
+_CONTENT_RANGE = re.compile(r"bytes \d+-\d+/(\d+)")
+
+
+class _S3Blob:
+    """Ranged GETs of one object version: later GETs must match the first one's ETag."""
+
+    def __init__(self, obj: S3Object) -> None:
+        self._obj = obj
+        self._etag: str | None = None
+        response = self._get(f"bytes=0-{HEADER_PROBE_BYTES - 1}")
+        match = _CONTENT_RANGE.fullmatch(response.get("ContentRange", ""))
+        if match is None:
+            raise InternalError("S3 did not answer a ranged GET with a content range")
+        self.size = int(match.group(1))
+        self._etag = response.get("ETag")
+        self._head: bytes = response["Body"].read()
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset + length <= len(self._head):
+            return self._head[offset : offset + length]
+        response = self._get(f"bytes={offset}-{offset + length - 1}")
+        data: bytes = response["Body"].read()
+        if len(data) != length:
+            raise IntegrityError("the recording is truncated (did it change while read?)")
+        return data
+
+    def _get(self, byte_range: str) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        extra = {"IfMatch": self._etag} if self._etag else {}
+        try:
+            response: dict[str, Any] = self._obj.client.get_object(
+                Bucket=self._obj.bucket, Key=self._obj.key, Range=byte_range, **extra
+            )
+        except ClientError as exc:
+            raise _s3_error(self._obj, exc.response.get("Error", {}).get("Code", "")) from None
+        except BotoCoreError as exc:
+            raise InternalError(f"S3 could not be reached: {type(exc).__name__}") from None
+        return response
+
+
+def _s3_error(obj: S3Object, code: str) -> Exception:
+    where = f"s3://{obj.bucket}/{obj.key}"
+    if code in ("NoSuchKey", "NoSuchBucket", "404"):
+        return NotFound(f"no recording at {where}")
+    if code in ("InvalidRange", "416"):
+        return IntegrityError(f"the recording at {where} is empty or truncated")
+    if code in ("PreconditionFailed", "412"):
+        return IntegrityError(f"the recording at {where} changed while it was read")
+    return InternalError(f"S3 refused to read {where} ({code or 'no error code'})")

@@ -1,0 +1,1 @@
+"""Keys at rest: KEK and org records, cryptoperiods, bundles, KMS wrapping, the key table."""

@@ -1,0 +1,345 @@
+"""Wrap and unwrap KEK private keys under an org's KMS keys, with the AWS Encryption SDK.
+
+A wrapped KEK is an ESDK message from a strict, multi-region-aware KMS master key
+provider over the org's key ARNs (no discovery mode), with the encryption context
+``kmsbridge:org``, ``kmsbridge:kek`` and ``kmsbridge:purpose=kek``. Several ARNs give
+one encrypted data key each, so any one of them unwraps; replicas of one multi-region key
+share one data key. Unwrapping tries the ARNs one at a time, the local region first, and
+accepts the result only if the returned context is exactly the expected one.
+
+KMS errors become the library's: disabled, pending deletion or denied -> ACCESS_REVOKED;
+unknown key -> NOT_FOUND; bad ciphertext or context -> INTEGRITY; throttling, 5xx and
+network faults after botocore's adaptive retries -> KMS_UNAVAILABLE (retryable).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import aws_encryption_sdk
+from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
+from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy
+from aws_encryption_sdk.key_providers.kms import MRKAwareStrictAwsKmsMasterKeyProvider
+from botocore.exceptions import BotoCoreError, ClientError
+from cryptography.exceptions import InvalidSignature, InvalidTag
+
+from kmsbridge.aws import AwsClients
+from kmsbridge.crypto.kek import KekPublicKey, load_unwrapped_private_key
+from kmsbridge.errors import (
+    AccessRevoked,
+    IntegrityError,
+    InternalError,
+    InvalidRequest,
+    KmsBridgeError,
+    KmsUnavailable,
+    NotFound,
+    WrongOrg,
+)
+from kmsbridge.formats import CONTEXT_ORG, kek_context
+
+log = logging.getLogger(__name__)
+
+
+class RedactKmsPlaintext(logging.Filter):
+    """botocore logs request and response bodies at DEBUG (``--debug``, a DEBUG root
+    logger), and a KMS body's ``Plaintext`` is key material: the data key that wraps a KEK.
+    The value is replaced before any handler sees the record (as the ESDK CLI does)."""
+
+    _FIELD = re.compile(r'("Plaintext"\s*:\s*")[^"]*(")')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Plaintext" in message:
+            record.msg, record.args = self._FIELD.sub(r"\1<redacted>\2", message), None
+        return True
+
+
+# The botocore loggers that print bodies: request params and prepared requests, responses.
+for _name in ("botocore.endpoint", "botocore.parsers"):
+    logging.getLogger(_name).addFilter(RedactKmsPlaintext())
+
+# Signed suite: a wrapped KEK can only be made by a principal allowed to GenerateDataKey,
+# so a decrypt-only role (the decryptor) cannot forge one. Unwrapping is rare (cache).
+KEK_WRAP_SUITE = Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384
+_ESDK_PUBLIC_KEY_CONTEXT = "aws-crypto-public-key"
+KEY_STATE_NOT_VISIBLE = "NotVisible"
+# The KEK blob carries one EDK per ARN; a few replicas at most.
+MAX_KEK_DATA_KEYS = 8
+
+ACCESS_REVOKED_CODES = frozenset(
+    {
+        "DisabledException",
+        "KMSInvalidStateException",
+        "AccessDeniedException",
+        "AccessDenied",
+        "403",  # moto's IAM enforcement answers a denied action with this code
+    }
+)
+NOT_FOUND_CODES = frozenset({"NotFoundException"})
+INTEGRITY_CODES = frozenset(
+    {"InvalidCiphertextException", "IncorrectKeyException", "InvalidKeyUsageException"}
+)
+UNAVAILABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "LimitExceededException",
+        "KMSInternalException",
+        "DependencyTimeoutException",
+        "KeyUnavailableException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalError",
+    }
+)
+
+
+def error_for_kms_code(code: str, status: int | None = None) -> KmsBridgeError:
+    """The library error for a KMS error code (after botocore's retries)."""
+    if code in ACCESS_REVOKED_CODES:
+        return AccessRevoked(
+            "the customer's KMS key refused to unwrap (disabled, pending "
+            "deletion, or access removed)"
+        )
+    if code in NOT_FOUND_CODES:
+        return NotFound("the org's KMS key does not exist")
+    if code in INTEGRITY_CODES:
+        return IntegrityError("KMS rejected the wrapped KEK (wrong key or context)")
+    if code in UNAVAILABLE_CODES or (status is not None and status >= 500):
+        return KmsUnavailable("KMS is throttling or unavailable; retry later")
+    return InternalError(f"KMS answered with an unexpected error ({code})")
+
+
+class NotWrappedUnder(IntegrityError):
+    """The blob has no data key for the KMS key tried (no KMS call made): try the next ARN."""
+
+
+@dataclass
+class _CallLog:
+    """KMS outcomes seen by this thread during one ESDK call (botocore event hooks)."""
+
+    errors: list[KmsBridgeError]
+    calls: int = 0
+
+
+class KekWrapper:
+    """Wraps and unwraps KEK private keys through KMS; one per process, reused warm."""
+
+    def __init__(self, clients: AwsClients | None = None) -> None:
+        self._clients = clients or AwsClients()
+        self._local = threading.local()
+        self._providers: dict[str, MRKAwareStrictAwsKmsMasterKeyProvider] = {}
+        self._lock = threading.Lock()
+        self._esdk = aws_encryption_sdk.EncryptionSDKClient(
+            commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+            max_encrypted_data_keys=MAX_KEK_DATA_KEYS,
+        )
+        self.kms_calls = 0  # every KMS request this wrapper sent, for tests and benchmarks
+
+    # ------------------------------------------------------------ public
+
+    def wrap(
+        self, pkcs8_der: bytes, *, org: str, kek_id: str, kms_key_arns: Sequence[str]
+    ) -> bytes:
+        """An ESDK message of the PKCS#8 key under every listed ARN (one per MRK)."""
+        arns = distinct_keys(kms_key_arns)
+        provider = self._provider(tuple(arns))
+        blob, _ = self._call(
+            lambda: self._esdk.encrypt(
+                source=pkcs8_der,
+                key_provider=provider,
+                encryption_context=kek_context(org, kek_id),
+                algorithm=KEK_WRAP_SUITE,
+            )
+        )
+        return bytes(blob)
+
+    def unwrap(self, blob: bytes, *, org: str, kek_id: str, kms_key_arns: Sequence[str]) -> bytes:
+        """The PKCS#8 key of a wrapped KEK, trying each ARN (local region first)."""
+        if not kms_key_arns:
+            raise IntegrityError("the KEK lists no KMS key")
+        errors: list[KmsBridgeError] = []
+        for arn in self._local_first(kms_key_arns):
+            provider = self._provider((arn,))
+            try:
+                plaintext, header = self._call(
+                    partial(self._esdk.decrypt, source=blob, key_provider=provider)
+                )
+            except (AccessRevoked, NotFound, KmsUnavailable, InternalError, NotWrappedUnder) as exc:
+                errors.append(exc)
+                continue
+            check_kek_context(dict(header.encryption_context), org, kek_id)
+            return bytes(plaintext)
+        raise most_actionable(errors)
+
+    def key_state(self, arn: str) -> str:
+        """KMS's KeyState for one key (Enabled, Disabled, PendingDeletion, ...), or an error.
+
+        ``NotVisible`` when this identity may not call DescribeKey. The platform's roles are
+        given none on purpose: KMS evaluates no encryption context on DescribeKey, so it
+        cannot be limited to the org. The canary unwrap is then the verdict on access.
+        """
+        client = self._kms_client(region_of(arn))
+        self._local.log = _CallLog(errors=[])
+        try:
+            return str(client.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"])
+        except ClientError as exc:
+            error = _client_error(exc)
+            if isinstance(error, AccessRevoked):
+                return KEY_STATE_NOT_VISIBLE
+            raise error from None
+        except BotoCoreError:
+            raise KmsUnavailable("KMS is unreachable; retry later") from None
+        finally:
+            self._local.log = None
+
+    # ------------------------------------------------------------ internals
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        self._local.log = _CallLog(errors=[])
+        try:
+            return fn()
+        except BotoCoreError:
+            raise KmsUnavailable("KMS is unreachable or timed out; retry later") from None
+        except (AWSEncryptionSDKClientError, InvalidTag, InvalidSignature, ValueError):
+            # InvalidTag/InvalidSignature/ValueError: the ESDK lets cryptography's and its
+            # parser's errors through for a damaged blob.
+            seen: _CallLog = self._local.log
+            if seen.errors:
+                raise most_actionable(seen.errors) from None
+            if seen.calls == 0:
+                raise NotWrappedUnder(
+                    "the wrapped KEK is not wrapped under any of the org's KMS keys"
+                ) from None
+            raise IntegrityError("the wrapped KEK failed authentication") from None
+        finally:
+            self._local.log = None
+
+    def _provider(self, arns: tuple[str, ...]) -> MRKAwareStrictAwsKmsMasterKeyProvider:
+        key = "\n".join(arns)
+        with self._lock:
+            if key not in self._providers:
+                self._providers[key] = _provider_class(self._kms_client)(key_ids=list(arns))
+            return self._providers[key]
+
+    def _kms_client(self, region: str) -> Any:
+        client = self._clients.client("kms", region)
+        # Clients are shared (AwsClients): every wrapper hooks them once (unique_id), and a
+        # hook records only the calls its own wrapper made on this thread (``_local.log``).
+        events = client.meta.events
+        events.register("after-call.kms", self._after_call, unique_id=f"kmsbridge-{id(self)}")
+        events.register(
+            "after-call-error.kms", self._after_call_error, unique_id=f"kmsbridge-e-{id(self)}"
+        )
+        return client
+
+    def _after_call(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        seen = getattr(self._local, "log", None)
+        if seen is None:
+            return
+        with self._lock:  # hooks of concurrent loads run on several threads
+            self.kms_calls += 1
+        seen.calls += 1
+        error = parsed.get("Error")
+        if error:
+            status = getattr(http_response, "status_code", None)
+            seen.errors.append(error_for_kms_code(str(error.get("Code", "")), status))
+
+    def _after_call_error(self, **_: Any) -> None:
+        seen = getattr(self._local, "log", None)
+        if seen is not None:
+            with self._lock:
+                self.kms_calls += 1
+            seen.calls += 1
+            seen.errors.append(KmsUnavailable("KMS is unreachable or timed out; retry later"))
+
+    def _local_first(self, arns: Sequence[str]) -> list[str]:
+        local = self._clients.region
+        return sorted(dict.fromkeys(arns), key=lambda arn: region_of(arn) != local)
+
+
+def _provider_class(
+    client_for_region: Callable[[str], Any],
+) -> type[MRKAwareStrictAwsKmsMasterKeyProvider]:
+    class Provider(MRKAwareStrictAwsKmsMasterKeyProvider):  # type: ignore[misc]
+        # The ESDK would build its own regional clients; ours carry the retry mode,
+        # timeouts, endpoint and the hooks that tell which KMS error happened.
+        def add_regional_client(self, region_name: str) -> None:
+            if region_name not in self._regional_clients:
+                self._regional_clients[region_name] = client_for_region(region_name)
+
+    return Provider
+
+
+def check_kek_context(context: dict[str, str], org: str, kek_id: str) -> None:
+    """The unwrapped blob must say exactly: this org, this KEK, purpose kek."""
+    context.pop(_ESDK_PUBLIC_KEY_CONTEXT, None)
+    if context.get(CONTEXT_ORG) != org:
+        raise WrongOrg("the wrapped KEK belongs to another org")
+    if context != kek_context(org, kek_id):
+        raise IntegrityError("the wrapped KEK's encryption context is not the expected one")
+
+
+def most_actionable(errors: Sequence[KmsBridgeError]) -> KmsBridgeError:
+    """Of several KMS failures, the one to report: retryable beats revoked beats the rest."""
+    for kind in (KmsUnavailable, AccessRevoked, NotFound, IntegrityError):
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    return errors[0] if errors else InternalError("no KMS key could be tried")
+
+
+def _client_error(exc: ClientError) -> KmsBridgeError:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error_for_kms_code(str(error.get("Code", "")), status)
+
+
+def region_of(arn: str) -> str:
+    """The region field of a KMS key ARN."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or parts[2] != "kms" or not parts[5].startswith("key/"):
+        raise InvalidRequest(f"{arn!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)")
+    return parts[3]
+
+
+def validate_key_arns(arns: Sequence[str]) -> list[str]:
+    """Full key ARNs only (a strict provider needs them), at least one, no duplicates."""
+    if not arns:
+        raise InvalidRequest("at least one KMS key ARN is required")
+    for arn in arns:
+        region_of(arn)
+    return list(dict.fromkeys(arns))
+
+
+def distinct_keys(arns: Sequence[str]) -> list[str]:
+    """One ARN per key: replicas of one multi-region key (same mrk- id) count once."""
+    seen: set[str] = set()
+    out = []
+    for arn in validate_key_arns(arns):
+        key_id = arn.split(":")[5]
+        identity = key_id if key_id.startswith("key/mrk-") else arn
+        if identity not in seen:
+            seen.add(identity)
+            out.append(arn)
+    return out
+
+
+def verify_wrapped(
+    kms: KekWrapper,
+    blob: bytes,
+    *,
+    org: str,
+    public: KekPublicKey,
+    kms_key_arns: Sequence[str],
+) -> None:
+    """Unwrap a blob through KMS and check it holds the private half of ``public``."""
+    pkcs8 = kms.unwrap(blob, org=org, kek_id=public.kek_id, kms_key_arns=kms_key_arns)
+    load_unwrapped_private_key(pkcs8, public)

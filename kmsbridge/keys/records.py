@@ -1,0 +1,43 @@
+"""KEK and org records of the key table, and the states a KEK goes through.
+
+States: ``active`` (the one KEK new recordings use; at most one per org) -> ``retired``
+(decrypt only) -> ``destroyed`` (crypto-shredded: the wrapped private key is removed, a
+tombstone with the public key, when and who stays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STATES = ("active", "retired", "destroyed")
+
+
+DEFAULT_CRYPTOPERIOD_DAYS = 90
+
+
+@dataclass(frozen=True)
+class OrgRecord:
+    org: str
+    kms_keys: tuple[str, ...]
+    cryptoperiod_days: int
+    active_kek: str
+    created_at: str
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class KekRecord:
+    org: str
+    kek_id: str
+    public_key: bytes = field(repr=False)
+    wrapped_private_key: bytes | None = field(repr=False)
+    kms_keys: tuple[str, ...]
+    state: str
+    created_at: str
+    source: str = "generated"
+    activated_at: str | None = None
+    retired_at: str | None = None
+    certificate: bytes | None = field(default=None, repr=False)
+    destroyed_at: str | None = None
+    destroyed_by: str | None = None
+    version: int = 1

@@ -1,0 +1,327 @@
+"""The key table on DynamoDB: one item per KEK, one settings item per org. No crypto here.
+
+Partition key ``org``, sort key ``kek`` (the KEK id; the org's settings item uses the sort
+key ``#org``, which no hex KEK id can equal). A KEK item is never overwritten: every put is
+conditional. The org item names the one active KEK, and every change of it is a
+transaction conditional on the org's ``version``, so there is never more than one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from kmsbridge.errors import ConflictError, InternalError, InvalidRequest, KmsBridgeError, NotFound
+from kmsbridge.keys.records import STATES, KekRecord, OrgRecord
+
+DEFAULT_TABLE = "kmsbridge-keks"
+ORG_SORT_KEY = "#org"
+
+
+class KeyStore:
+    """DynamoDB access for the key table, through a boto3 DynamoDB client passed in."""
+
+    def __init__(self, client: Any, table_name: str = DEFAULT_TABLE) -> None:
+        self.client = client
+        self.table = table_name
+
+    # ------------------------------------------------------------ dev setup
+
+    def create_table(self) -> None:
+        """Create the table (development and demos; production tables come from Terraform)."""
+        with _aws_errors():
+            self.client.create_table(
+                TableName=self.table,
+                AttributeDefinitions=[
+                    {"AttributeName": "org", "AttributeType": "S"},
+                    {"AttributeName": "kek", "AttributeType": "S"},
+                ],
+                KeySchema=[
+                    {"AttributeName": "org", "KeyType": "HASH"},
+                    {"AttributeName": "kek", "KeyType": "RANGE"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            self.client.get_waiter("table_exists").wait(TableName=self.table)
+
+    # ------------------------------------------------------------ reads
+
+    def get_org(self, org: str) -> OrgRecord:
+        item = self._get(org, ORG_SORT_KEY)
+        if item is None:
+            raise NotFound(f"org {org!r} is not in the key table")
+        return org_from_item(item)
+
+    def get_kek(self, org: str, kek_id: str) -> KekRecord:
+        item = self._get(org, kek_id)
+        if item is None:
+            raise NotFound(f"KEK {kek_id[:12]}… of org {org!r} is not in the key table")
+        return kek_from_item(item)
+
+    def list_keks(self, org: str) -> list[KekRecord]:
+        return [kek_from_item(i) for i in self._query(org) if i["kek"]["S"] != ORG_SORT_KEY]
+
+    def list_orgs(self) -> list[OrgRecord]:
+        """Every org settings item (a scan: for scheduled jobs, not for hot paths)."""
+        out: list[OrgRecord] = []
+        with _aws_errors():
+            for page in self.client.get_paginator("scan").paginate(
+                TableName=self.table,
+                FilterExpression="kek = :o",
+                ExpressionAttributeValues={":o": {"S": ORG_SORT_KEY}},
+                ConsistentRead=True,
+            ):
+                out.extend(org_from_item(i) for i in page["Items"])
+        return sorted(out, key=lambda o: o.org)
+
+    def active_kek(self, org: str) -> tuple[OrgRecord, KekRecord]:
+        org_record = self.get_org(org)
+        return org_record, self.get_kek(org, org_record.active_kek)
+
+    # ------------------------------------------------------------ writes
+
+    def create_org(self, org: OrgRecord, first_kek: KekRecord) -> None:
+        """The org's settings and its first active KEK, together or not at all."""
+        with _aws_errors(conflict=f"org {org.org!r} already exists"):
+            self.client.transact_write_items(
+                TransactItems=[
+                    {"Put": self._put_new(org_to_item(org))},
+                    {"Put": self._put_new(kek_to_item(first_kek))},
+                ]
+            )
+
+    def put_new_org(self, org: OrgRecord) -> None:
+        """Add an org settings item alone (a restore from backup); never overwrites one."""
+        with _aws_errors(conflict=f"org {org.org!r} already exists"):
+            self.client.put_item(**self._put_new(org_to_item(org)))
+
+    def put_new_kek(self, record: KekRecord) -> None:
+        """Add a KEK item; never overwrites an existing one."""
+        with _aws_errors(conflict=f"KEK {record.kek_id[:12]}… already exists"):
+            self.client.put_item(**self._put_new(kek_to_item(record)))
+
+    def activate(self, org: OrgRecord, new_kek: KekRecord, now: str) -> OrgRecord:
+        """Make ``new_kek`` (a new item) the active KEK and retire the previous one, atomically.
+
+        Conditional on the org's version and on the old KEK still being active, so of two
+        concurrent rotations exactly one wins; the loser gets ``ConflictError``.
+        """
+        updated = replace(org, active_kek=new_kek.kek_id, version=org.version + 1)
+        with _aws_errors(conflict=f"org {org.org!r} changed concurrently; re-read and retry"):
+            self.client.transact_write_items(
+                TransactItems=[
+                    {"Put": self._put_new(kek_to_item(new_kek))},
+                    {"Update": self._retire_update(org.org, org.active_kek, now)},
+                    {"Update": self._org_update(org, {"active_kek": {"S": new_kek.kek_id}})},
+                ]
+            )
+        return updated
+
+    def update_org_keys(self, org: OrgRecord, kms_keys: Sequence[str]) -> OrgRecord:
+        """Record the org's new KMS key ARNs (conditional on its version)."""
+        value = {"L": [{"S": a} for a in kms_keys]}
+        with _aws_errors(conflict=f"org {org.org!r} changed concurrently; re-read and retry"):
+            self.client.update_item(**self._org_update(org, {"kms_keys": value}))
+        return replace(org, kms_keys=tuple(kms_keys), version=org.version + 1)
+
+    def update_kek(self, record: KekRecord, **changes: Any) -> KekRecord:
+        """Change attributes of a KEK item, conditional on its version (optimistic)."""
+        updated = replace(record, **changes, version=record.version + 1)
+        new_item = kek_to_item(updated)
+        names, values, sets, removes = {}, {":v": {"N": str(record.version)}}, [], []
+        for i, name in enumerate(sorted(set(changes) | {"version"})):
+            attr = _ATTRIBUTE_NAMES.get(name, name)
+            names[f"#a{i}"] = attr
+            if attr in new_item:
+                values[f":a{i}"] = new_item[attr]
+                sets.append(f"#a{i} = :a{i}")
+            else:
+                removes.append(f"#a{i}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        with _aws_errors(conflict=f"KEK {record.kek_id[:12]}… changed concurrently; re-read"):
+            self.client.update_item(
+                TableName=self.table,
+                Key=_key(record.org, record.kek_id),
+                UpdateExpression=expression,
+                ConditionExpression="version = :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        return updated
+
+    def delete_org_items(self, org: str) -> None:
+        """Remove every item of an org (used only by explicit restore tests and wipes)."""
+        with _aws_errors():
+            for item in list(self._query(org)):
+                self.client.delete_item(TableName=self.table, Key=_key(org, item["kek"]["S"]))
+
+    # ------------------------------------------------------------ internals
+
+    def _get(self, org: str, sort_key: str) -> dict[str, Any] | None:
+        with _aws_errors():
+            response = self.client.get_item(
+                TableName=self.table, Key=_key(org, sort_key), ConsistentRead=True
+            )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def _query(self, org: str) -> Iterator[dict[str, Any]]:
+        with _aws_errors():
+            for page in self.client.get_paginator("query").paginate(
+                TableName=self.table,
+                KeyConditionExpression="org = :o",
+                ExpressionAttributeValues={":o": {"S": org}},
+                ConsistentRead=True,
+            ):
+                yield from page["Items"]
+
+    def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(org) AND attribute_not_exists(kek)",
+        }
+
+    def _retire_update(self, org: str, kek_id: str, now: str) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": _key(org, kek_id),
+            "UpdateExpression": "SET #s = :retired, retired_at = :now, version = version + :one",
+            "ConditionExpression": "#s = :active",
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {
+                ":retired": {"S": "retired"},
+                ":active": {"S": "active"},
+                ":now": {"S": now},
+                ":one": {"N": "1"},
+            },
+        }
+
+    def _org_update(self, org: OrgRecord, attrs: dict[str, Any]) -> dict[str, Any]:
+        names = {f"#a{i}": k for i, k in enumerate(attrs)}
+        values = {f":a{i}": v for i, v in enumerate(attrs.values())}
+        sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(attrs)))
+        return {
+            "TableName": self.table,
+            "Key": _key(org.org, ORG_SORT_KEY),
+            "UpdateExpression": f"SET {sets}, version = :next",
+            "ConditionExpression": "version = :v",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {
+                **values,
+                ":v": {"N": str(org.version)},
+                ":next": {"N": str(org.version + 1)},
+            },
+        }
+
+
+_ATTRIBUTE_NAMES = {"kek_id": "kek"}
+
+
+def _key(org: str, sort_key: str) -> dict[str, Any]:
+    return {"org": {"S": org}, "kek": {"S": sort_key}}
+
+
+class _aws_errors:
+    """DynamoDB errors become library errors; a lost condition becomes ConflictError."""
+
+    def __init__(self, conflict: str | None = None) -> None:
+        self.conflict = conflict
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, KmsBridgeError):
+            return
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            reasons = str(exc.response.get("CancellationReasons", ""))
+            if self.conflict and (
+                code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in reasons
+            ):
+                raise ConflictError(self.conflict) from None
+            if code == "ResourceNotFoundException":
+                raise NotFound("the key table does not exist (kmsbridge table create)") from None
+            if code == "ResourceInUseException":
+                raise InvalidRequest("the key table already exists") from None
+            raise InternalError(f"the key table refused the request ({code})") from None
+        if isinstance(exc, NoCredentialsError):
+            raise InternalError(
+                "no AWS credentials found (environment, AWS_PROFILE, or an instance role)"
+            ) from None
+        if isinstance(exc, BotoCoreError):
+            raise InternalError("the key table is unreachable") from None
+
+
+# ---------------------------------------------------------------- item codecs
+
+
+def org_to_item(org: OrgRecord) -> dict[str, Any]:
+    return {
+        **_key(org.org, ORG_SORT_KEY),
+        "kms_keys": {"L": [{"S": a} for a in org.kms_keys]},
+        "cryptoperiod_days": {"N": str(org.cryptoperiod_days)},
+        "active_kek": {"S": org.active_kek},
+        "created_at": {"S": org.created_at},
+        "version": {"N": str(org.version)},
+    }
+
+
+def org_from_item(item: dict[str, Any]) -> OrgRecord:
+    return OrgRecord(
+        org=item["org"]["S"],
+        kms_keys=tuple(a["S"] for a in item["kms_keys"]["L"]),
+        cryptoperiod_days=int(item["cryptoperiod_days"]["N"]),
+        active_kek=item["active_kek"]["S"],
+        created_at=item["created_at"]["S"],
+        version=int(item["version"]["N"]),
+    )
+
+
+_OPTIONAL_STRINGS = ("activated_at", "retired_at", "destroyed_at", "destroyed_by")
+
+
+def kek_to_item(record: KekRecord) -> dict[str, Any]:
+    if record.state not in STATES:
+        raise InvalidRequest(f"unknown KEK state {record.state!r}")
+    item: dict[str, Any] = {
+        **_key(record.org, record.kek_id),
+        "public_key": {"B": record.public_key},
+        "kms_keys": {"L": [{"S": a} for a in record.kms_keys]},
+        "state": {"S": record.state},
+        "created_at": {"S": record.created_at},
+        "source": {"S": record.source},
+        "version": {"N": str(record.version)},
+    }
+    if record.wrapped_private_key is not None:
+        item["wrapped_private_key"] = {"B": record.wrapped_private_key}
+    if record.certificate is not None:
+        item["certificate"] = {"B": record.certificate}
+    for name in _OPTIONAL_STRINGS:
+        value = getattr(record, name)
+        if value is not None:
+            item[name] = {"S": value}
+    return item
+
+
+def kek_from_item(item: dict[str, Any]) -> KekRecord:
+    def optional(name: str, kind: str) -> Any:
+        return item[name][kind] if name in item else None
+
+    return KekRecord(
+        org=item["org"]["S"],
+        kek_id=item["kek"]["S"],
+        public_key=bytes(item["public_key"]["B"]),
+        wrapped_private_key=optional("wrapped_private_key", "B"),
+        kms_keys=tuple(a["S"] for a in item.get("kms_keys", {"L": []})["L"]),
+        state=item["state"]["S"],
+        created_at=item["created_at"]["S"],
+        source=item.get("source", {"S": "generated"})["S"],
+        certificate=optional("certificate", "B"),
+        version=int(item["version"]["N"]),
+        **{name: optional(name, "S") for name in _OPTIONAL_STRINGS},
+    )

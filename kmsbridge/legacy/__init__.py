@@ -1,0 +1,1 @@
+"""Older recorders: bring-your-own-key certificates, key import, PKCS#7 playback."""

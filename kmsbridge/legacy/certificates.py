@@ -1,0 +1,135 @@
+"""Certificates of imported keys: loading, key-pair match, chains, validity.
+
+Chain checks use explicit signature checks (``verify_directly_issued_by``), not
+``cryptography.x509.verification``: that verifier enforces the Web PKI profile and a
+validation time for every certificate, which refuses what legacy recording certificates
+are (expired, SHA-1 signed, no EKU or SAN). The operator supplies the root, so this check
+proves the bundle is consistent and signed as claimed; it does not establish trust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kmsbridge.clock import iso, utcnow
+from kmsbridge.errors import IntegrityError, InvalidRequest
+from kmsbridge.formats import MIN_IMPORTED_RSA_BITS
+
+
+def load_certificate(pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise InvalidRequest("the certificate is not an X.509 certificate in PEM") from None
+
+
+def load_ca_bundle(pem: bytes) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise InvalidRequest("the CA bundle is not X.509 certificates in PEM") from None
+
+
+def is_encrypted_pem(pem: bytes) -> bool:
+    """PKCS#8 ``ENCRYPTED PRIVATE KEY`` or a traditional PEM with ``Proc-Type: 4,ENCRYPTED``."""
+    return b"ENCRYPTED" in pem
+
+
+def load_private_key(pem: bytes, password: bytes | None = None) -> rsa.RSAPrivateKey:
+    """An RSA private key from PEM: PKCS#1, PKCS#8, or encrypted with ``password``."""
+    encrypted = is_encrypted_pem(pem)
+    if encrypted and not password:
+        raise InvalidRequest(
+            "the private key is encrypted: give its password (--password-env NAME or the prompt)"
+        )
+    try:
+        key = serialization.load_pem_private_key(pem, password if encrypted else None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        if encrypted:
+            raise InvalidRequest("the private key does not decrypt: wrong password") from None
+        raise InvalidRequest("the private key is not a PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise InvalidRequest("the private key is not an RSA key")
+    return key
+
+
+def check_key_pair(certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> None:
+    """RSA of at least 2048 bits, and the private half of the certificate's public key."""
+    if key.key_size < MIN_IMPORTED_RSA_BITS:
+        raise InvalidRequest(
+            f"RSA keys must have at least {MIN_IMPORTED_RSA_BITS} bits; this one has {key.key_size}"
+        )
+    public = certificate.public_key()
+    if not isinstance(public, rsa.RSAPublicKey) or (
+        public.public_numbers() != key.public_key().public_numbers()
+    ):
+        raise InvalidRequest("the private key does not match the certificate's public key")
+
+
+def verify_chain(
+    certificate: x509.Certificate, bundle: Sequence[x509.Certificate]
+) -> list[x509.Certificate]:
+    """The path from ``certificate`` to a self-signed root in ``bundle``, all signatures checked."""
+    path = [certificate]
+    current = certificate
+    while current.issuer != current.subject:
+        issuer = next((c for c in bundle if c.subject == current.issuer and c not in path), None)
+        if issuer is None:
+            raise IntegrityError(
+                f"the CA bundle has no certificate for {current.issuer.rfc4514_string()!r}, "
+                f"the issuer of {current.subject.rfc4514_string()!r}"
+            )
+        _check_signature(current, issuer)
+        _check_ca(issuer)
+        path.append(issuer)
+        current = issuer
+    _check_signature(current, current)  # the root signs itself
+    return path
+
+
+def _check_signature(subject: x509.Certificate, issuer: x509.Certificate) -> None:
+    try:
+        subject.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        raise IntegrityError(
+            f"the signature on {subject.subject.rfc4514_string()!r} by "
+            f"{issuer.subject.rfc4514_string()!r} does not verify"
+        ) from None
+
+
+def _check_ca(issuer: x509.Certificate) -> None:
+    try:
+        is_ca = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = issuer.version == x509.Version.v1  # v1 certificates predate the extension
+    if not is_ca:
+        raise IntegrityError(f"{issuer.subject.rfc4514_string()!r} is not a CA certificate")
+
+
+def validity(certificate: x509.Certificate, now: datetime) -> str:
+    if now < certificate.not_valid_before_utc:
+        return "not-yet-valid"
+    if now > certificate.not_valid_after_utc:
+        return "expired"
+    return "valid"
+
+
+def check_for_encryption(certificate: x509.Certificate, now: datetime | None = None) -> None:
+    """Refuse a certificate outside its validity period for any new encryption."""
+    state = validity(certificate, now or utcnow())
+    if state == "not-yet-valid":
+        raise InvalidRequest(
+            f"the certificate is not valid before {iso(certificate.not_valid_before_utc)}; "
+            "it is refused for new encryption until then"
+        )
+    if state == "expired":
+        raise InvalidRequest(
+            f"the certificate expired on {iso(certificate.not_valid_after_utc)}; "
+            "it still decrypts old recordings but encrypts nothing new"
+        )

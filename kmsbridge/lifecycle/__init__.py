@@ -1,0 +1,1 @@
+"""The life of an org's KEKs: rotation, rewrap, backup, inventory, revocation windows."""

@@ -1,0 +1,244 @@
+"""Backups of an org's key items: every KEK still wrapped, safe to keep offsite.
+
+A backup is JSON: ``{"kmsbridge_backup": 1, "org", "exported_at", "items": [...],
+"checksum": "sha256:<hex>"}``. ``items`` are the org's settings item and its KEK items as
+DynamoDB attribute values, binaries in base64. The checksum is SHA-256 over the canonical
+JSON of everything else (sorted keys, no spaces, ASCII), so any change to the file is
+found before anything is written. It catches damage, not forgery: a forged item is still
+refused at use, because the wrapped key is authenticated by KMS and the ESDK with the
+org and KEK id as context, and the decryptor checks it against the item's public key.
+
+Import restores missing items only. An item already in the table that is identical is
+left alone (so importing twice is harmless); one that differs stops the import before
+anything is written. KEK items are written before the org item that names them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kmsbridge.audit import audit
+from kmsbridge.clock import iso, utcnow
+from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.errors import ConflictError, InvalidRequest, KmsBridgeError, NotFound
+from kmsbridge.files import atomic_output
+from kmsbridge.formats import validate_org
+from kmsbridge.keys.records import KekRecord, OrgRecord
+from kmsbridge.keys.table import (
+    ORG_SORT_KEY,
+    KeyStore,
+    kek_from_item,
+    kek_to_item,
+    org_from_item,
+    org_to_item,
+)
+
+BACKUP_VERSION = 1
+# An org read while it rotates can pair an old settings item with new KEK items.
+_CONSISTENT_READ_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    org: str
+    created: tuple[str, ...]  # sort keys written ("#org" is the settings item)
+    identical: tuple[str, ...]  # already present, unchanged
+
+
+def export_org(store: KeyStore, org: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """The org's settings and KEK items (wrapped keys as they are) with a checksum."""
+    started = time.perf_counter()
+    org_record, keks = _consistent_read(store, validate_org(org))
+    items = [org_to_item(org_record), *(kek_to_item(k) for k in keks)]
+    body = {
+        "kmsbridge_backup": BACKUP_VERSION,
+        "org": org,
+        "exported_at": iso(now or utcnow()),
+        "items": [_to_json(i) for i in items],
+    }
+    duration = (time.perf_counter() - started) * 1000
+    audit(op="kek-export", org=org, outcome="ok", duration_ms=duration, keks=len(keks))
+    return body | {"checksum": checksum(body)}
+
+
+def write_backup(backup: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    with atomic_output(path) as out:
+        out.write(json.dumps(backup, indent=1, sort_keys=True).encode("ascii") + b"\n")
+
+
+def read_backup(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A backup file, refused unless its version and checksum are right."""
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidRequest(f"{path} is not a kmsbridge backup (not JSON)") from None
+    return check_backup(data, str(path))
+
+
+def check_backup(data: Any, source: str = "the backup") -> dict[str, Any]:
+    """Refuse anything but a version-1 backup whose checksum matches its content."""
+    if not isinstance(data, dict) or data.get("kmsbridge_backup") != BACKUP_VERSION:
+        raise InvalidRequest(f"{source} is not a kmsbridge backup (version {BACKUP_VERSION})")
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    if data.get("checksum") != checksum(body):
+        raise InvalidRequest(f"{source} fails its checksum: it is damaged; nothing was imported")
+    return data
+
+
+def checksum(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def import_backup(store: KeyStore, backup: dict[str, Any]) -> ImportResult:
+    """Restore the missing items of a checked backup; refuse if any present item differs."""
+    started = time.perf_counter()
+    org = validate_org(check_backup(backup).get("org"))
+    org_record, keks = _records(backup, org)
+    missing, identical, different = _compare(store, org_record, keks)
+    if different:
+        names = ", ".join(_label(k) for k in different)
+        raise InvalidRequest(
+            f"the key table already holds different items for org {org!r} ({names}); "
+            "refusing to overwrite them; nothing was imported"
+        )
+    created = []
+    for record in missing:  # KEKs first, the org item (which names one) last
+        if _put_new(store, record):
+            created.append(_sort_key(record))
+        else:
+            identical.append(_sort_key(record))
+    audit(
+        op="kek-import",
+        org=org,
+        outcome="ok",
+        duration_ms=(time.perf_counter() - started) * 1000,
+        created=len(created),
+    )
+    return ImportResult(org, tuple(created), tuple(identical))
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _consistent_read(store: KeyStore, org: str) -> tuple[OrgRecord, list[KekRecord]]:
+    for _ in range(_CONSISTENT_READ_ATTEMPTS):
+        before = store.get_org(org)
+        keks = store.list_keks(org)
+        if store.get_org(org) == before:
+            return before, keks
+    raise ConflictError(f"org {org!r} kept changing during the export; run it again")
+
+
+def _records(backup: dict[str, Any], org: str) -> tuple[OrgRecord, list[KekRecord]]:
+    """Decode and check every item: one org item, KEK ids that match their public keys."""
+    try:
+        items = [_from_json(i) for i in backup["items"]]
+        orgs = [org_from_item(i) for i in items if i["kek"]["S"] == ORG_SORT_KEY]
+        keks = [kek_from_item(i) for i in items if i["kek"]["S"] != ORG_SORT_KEY]
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+        raise InvalidRequest(f"the backup's items are malformed ({type(exc).__name__})") from None
+    if len(orgs) != 1 or orgs[0].org != org or any(k.org != org for k in keks):
+        raise InvalidRequest(f"the backup must hold exactly org {org!r}'s items")
+    for kek in keks:
+        try:
+            matches = KekPublicKey.from_der(kek.public_key).kek_id == kek.kek_id
+        except KmsBridgeError:
+            matches = False
+        if not matches:
+            raise InvalidRequest(f"KEK {kek.kek_id[:12]}… in the backup does not match its key")
+    if orgs[0].active_kek not in {k.kek_id for k in keks}:
+        raise InvalidRequest("the backup's org item names an active KEK it does not hold")
+    return orgs[0], keks
+
+
+Record = OrgRecord | KekRecord
+
+
+def _compare(
+    store: KeyStore, org_record: OrgRecord, keks: list[KekRecord]
+) -> tuple[list[Record], list[str], list[Record]]:
+    missing: list[Record] = []
+    identical: list[str] = []
+    different: list[Record] = []
+    records: list[Record] = [*keks, org_record]
+    for record in records:
+        existing = _existing(store, record)
+        if existing is None:
+            missing.append(record)
+        elif existing == record:
+            identical.append(_sort_key(record))
+        else:
+            different.append(record)
+    return missing, identical, different
+
+
+def _existing(store: KeyStore, record: Record) -> Record | None:
+    try:
+        if isinstance(record, OrgRecord):
+            return store.get_org(record.org)
+        return store.get_kek(record.org, record.kek_id)
+    except NotFound:
+        return None
+
+
+def _put_new(store: KeyStore, record: Record) -> bool:
+    """Write a missing item; False if an identical one appeared meanwhile (a twin import)."""
+    try:
+        if isinstance(record, OrgRecord):
+            store.put_new_org(record)
+        else:
+            store.put_new_kek(record)
+    except ConflictError:
+        if _existing(store, record) == record:
+            return False
+        raise
+    return True
+
+
+def _sort_key(record: Record) -> str:
+    return ORG_SORT_KEY if isinstance(record, OrgRecord) else record.kek_id
+
+
+def _label(record: Record) -> str:
+    return "the org settings" if isinstance(record, OrgRecord) else f"KEK {record.kek_id[:12]}…"
+
+
+def _to_json(value: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (or attribute value map) as JSON: binaries in base64."""
+    return {name: _attr_to_json(attr) for name, attr in value.items()}
+
+
+def _attr_to_json(attr: dict[str, Any]) -> dict[str, Any]:
+    ((kind, value),) = attr.items()
+    if kind == "B":
+        return {"B": base64.b64encode(bytes(value)).decode("ascii")}
+    if kind == "L":
+        return {"L": [_attr_to_json(v) for v in value]}
+    if kind == "M":
+        return {"M": _to_json(value)}
+    return {kind: value}
+
+
+def _from_json(value: dict[str, Any]) -> dict[str, Any]:
+    return {name: _attr_from_json(attr) for name, attr in value.items()}
+
+
+def _attr_from_json(attr: dict[str, Any]) -> dict[str, Any]:
+    ((kind, value),) = attr.items()
+    if kind == "B":
+        return {"B": base64.b64decode(value, validate=True)}
+    if kind == "L":
+        return {"L": [_attr_from_json(v) for v in value]}
+    if kind == "M":
+        return {"M": _from_json(value)}
+    return {kind: value}

@@ -1,0 +1,142 @@
+"""The one place that reads kmsbridge's settings and wires clients, key table and decryptor.
+
+Settings come from arguments (the CLI's flags), else from the environment the Lambda
+handlers and the CLI share: ``KMSBRIDGE_TABLE``, ``KMSBRIDGE_MAX_AGE_SECONDS``,
+``KMSBRIDGE_PLAYBACK_BUCKET``, ``KMSBRIDGE_ALLOWED_ORGS``, ``KMSBRIDGE_ROTATION_LEAD_HOURS``,
+and boto3's own (``AWS_REGION``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a
+``ConfigurationError`` naming the variable. ``Services`` builds each piece on first use and
+keeps it: a Lambda container keeps one for its lifetime, the CLI makes one per command.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from functools import cached_property
+
+from kmsbridge.aws import AwsClients, AwsSettings
+from kmsbridge.decryptor.decryptor import DEFAULT_MAX_AGE_SECONDS, Decryptor
+from kmsbridge.errors import ConfigurationError, InvalidRequest
+from kmsbridge.formats import validate_org
+from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.keys.table import DEFAULT_TABLE, KeyStore
+
+# The scheduled rotation runs this long before a period ends (a daily schedule is never late).
+DEFAULT_ROTATION_LEAD_HOURS = 24
+MAX_AGE_LIMIT_SECONDS = 3600
+MAX_ROTATION_LEAD_HOURS = 720
+
+
+@dataclass(frozen=True)
+class Settings:
+    """kmsbridge's own settings (AWS's are in ``AwsSettings``), validated once."""
+
+    table: str = DEFAULT_TABLE
+    max_age: float = DEFAULT_MAX_AGE_SECONDS
+    playback_bucket: str | None = None
+    allowed_orgs: frozenset[str] | None = None
+    rotation_lead: timedelta = timedelta(hours=DEFAULT_ROTATION_LEAD_HOURS)
+    aws: AwsSettings = field(default_factory=AwsSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``env`` (default: the process environment); ``overrides`` win."""
+        env = os.environ if env is None else env
+        settings = cls(
+            table=env.get("KMSBRIDGE_TABLE") or DEFAULT_TABLE,
+            max_age=_max_age(env.get("KMSBRIDGE_MAX_AGE_SECONDS")),
+            playback_bucket=env.get("KMSBRIDGE_PLAYBACK_BUCKET") or None,
+            allowed_orgs=_allowed_orgs(env.get("KMSBRIDGE_ALLOWED_ORGS")),
+            rotation_lead=_rotation_lead(env.get("KMSBRIDGE_ROTATION_LEAD_HOURS")),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(settings, **given) if given else settings  # type: ignore[arg-type]
+
+
+class Services:
+    """Clients, key table, KEK wrapper and decryptor, each made on first use and reused.
+
+    Nothing is read or built until first used, so a handler module imports cleanly and a
+    bad setting surfaces as an error of the event that needed it. Tests pass prebuilt
+    ``clients`` or a ``decryptor`` (whose table and KEK wrapper are then used).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clients: AwsClients | None = None,
+        decryptor: Decryptor | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clients = clients
+        self._decryptor = decryptor
+
+    @cached_property
+    def settings(self) -> Settings:
+        return self._settings or Settings.from_env()
+
+    @property
+    def table(self) -> str:
+        return self.settings.table
+
+    @cached_property
+    def clients(self) -> AwsClients:
+        return self._clients or AwsClients(self.settings.aws)
+
+    @cached_property
+    def store(self) -> KeyStore:
+        if self._decryptor is not None:
+            return self._decryptor.store
+        return KeyStore(self.clients.client("dynamodb"), self.settings.table)
+
+    @cached_property
+    def kms(self) -> KekWrapper:
+        return self._decryptor.kms if self._decryptor is not None else KekWrapper(self.clients)
+
+    @cached_property
+    def decryptor(self) -> Decryptor:
+        if self._decryptor is not None:
+            return self._decryptor
+        return Decryptor(self.store, self.kms, max_age=self.settings.max_age)
+
+
+def _max_age(raw: str | None) -> float:
+    """``KMSBRIDGE_MAX_AGE_SECONDS`` (default 60; 0 disables caching; at most one hour)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_AGE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError("KMSBRIDGE_MAX_AGE_SECONDS must be a number of seconds") from None
+    if not 0 <= value <= MAX_AGE_LIMIT_SECONDS:
+        raise ConfigurationError(
+            f"KMSBRIDGE_MAX_AGE_SECONDS must be between 0 and {MAX_AGE_LIMIT_SECONDS}"
+        )
+    return value
+
+
+def _allowed_orgs(raw: str | None) -> frozenset[str] | None:
+    """``KMSBRIDGE_ALLOWED_ORGS`` (comma-separated org ids) when set, else None (every org)."""
+    names = [o.strip() for o in (raw or "").split(",") if o.strip()]
+    try:
+        return frozenset(validate_org(o) for o in names) or None
+    except InvalidRequest:
+        raise ConfigurationError("KMSBRIDGE_ALLOWED_ORGS lists an invalid org id") from None
+
+
+def _rotation_lead(raw: str | None) -> timedelta:
+    """``KMSBRIDGE_ROTATION_LEAD_HOURS`` (default 24, 0-720): rotate this long before expiry."""
+    if raw is None or not raw.strip():
+        return timedelta(hours=DEFAULT_ROTATION_LEAD_HOURS)
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not 0 <= hours <= MAX_ROTATION_LEAD_HOURS:
+        raise ConfigurationError(
+            f"KMSBRIDGE_ROTATION_LEAD_HOURS must be 0 to {MAX_ROTATION_LEAD_HOURS} hours"
+        )
+    return timedelta(hours=hours)
