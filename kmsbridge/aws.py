@@ -1,4 +1,4 @@
-"""How kmsbridge reaches AWS: one boto3 session and one client configuration for every call.
+"""How kmsbridge reaches AWS: one boto3 session, one client configuration, one error translator.
 
 Settings come from arguments, else from the standard chain (``AWS_REGION``,
 ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``, instance and Lambda roles). Retries are botocore's
@@ -8,11 +8,33 @@ own, in adaptive mode, with bounded connect and read timeouts so no call hangs.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from kmsbridge.errors import (
+    AccessRevoked,
+    ConfigurationError,
+    IntegrityError,
+    InternalError,
+    KmsBridgeError,
+    KmsUnavailable,
+    NotFound,
+    Unavailable,
+)
 
 DEFAULT_REGION = "us-east-1"
 
@@ -47,9 +69,12 @@ class AwsClients:
     @property
     def session(self) -> boto3.Session:
         if self._session is None:
-            self._session = boto3.Session(
-                profile_name=self.settings.profile, region_name=self.settings.region
-            )
+            try:
+                self._session = boto3.Session(
+                    profile_name=self.settings.profile, region_name=self.settings.region
+                )
+            except ProfileNotFound as exc:
+                raise error_for(exc, "sts") from exc
         return self._session
 
     @property
@@ -61,10 +86,175 @@ class AwsClients:
         with self._lock:
             key = (service, region)
             if key not in self._clients:
-                self._clients[key] = self.session.client(
-                    service,  # type: ignore[call-overload]
-                    region_name=region,
-                    endpoint_url=self.settings.endpoint_url,
-                    config=self.settings.client_config(),
-                )
+                try:
+                    self._clients[key] = self.session.client(
+                        service,  # type: ignore[call-overload]
+                        region_name=region,
+                        endpoint_url=self.settings.endpoint_url,
+                        config=self.settings.client_config(),
+                    )
+                except ValueError:  # botocore's "Invalid endpoint"
+                    raise ConfigurationError(
+                        f"the endpoint URL {self.settings.endpoint_url!r} is not a valid URL"
+                    ) from None
             return self._clients[key]
+
+
+# ---------------------------------------------------------------- the one error translator
+
+# Codes AWS services use for "slow down" or "try again": retryable everywhere.
+_RETRYABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "ProvisionedThroughputExceededException",
+        "TransactionConflictException",
+        "SlowDown",
+        "LimitExceededException",  # KMS: request quota
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalError",
+        "InternalServerError",
+        "KMSInternalException",
+        "DependencyTimeoutException",
+        "KeyUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "EC2ThrottledException",
+    }
+)
+_DENIED_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "403",  # moto's IAM enforcement answers a denied action with this code
+        "UnauthorizedOperation",
+        "AuthorizationError",
+        "Forbidden",
+    }
+)
+_MISSING_CODES = frozenset(
+    {
+        "NotFoundException",
+        "ResourceNotFoundException",
+        "NoSuchKey",
+        "NoSuchBucket",
+        "NotFound",
+        "404",
+        "QueueDoesNotExist",
+        "AWS.SimpleQueueService.NonExistentQueue",
+    }
+)
+_CREDENTIAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidAccessKeyId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidToken",
+    }
+)
+# KMS: the customer's key refuses (disabled, pending deletion, policy or grant removed).
+_KMS_REVOKED_CODES = _DENIED_CODES | {"DisabledException", "KMSInvalidStateException"}
+_KMS_INTEGRITY_CODES = frozenset(
+    {"InvalidCiphertextException", "IncorrectKeyException", "InvalidKeyUsageException"}
+)
+_SERVICE_NAMES = {
+    "kms": "KMS",
+    "dynamodb": "DynamoDB",
+    "s3": "S3",
+    "sqs": "SQS",
+    "lambda": "Lambda",
+    "sts": "STS",
+}
+
+
+def error_for_code(
+    service: str, code: str, status: int | None = None, *, what: str = ""
+) -> KmsBridgeError:
+    """The library error for an AWS error code of ``service`` (after botocore's retries).
+
+    Throttling and 5xx are retryable: ``KMS_UNAVAILABLE`` for KMS, ``UNAVAILABLE`` for any
+    other service. KMS refusals are ``ACCESS_REVOKED`` (the customer's decision); another
+    service's refusal is a ``ConfigurationError`` (our IAM is wrong), as are rejected
+    credentials. ``what`` names the resource in the sentence.
+    """
+    name = _SERVICE_NAMES.get(service, service)
+    subject = what or f"the {name} request"
+    if code in _RETRYABLE_CODES or (status is not None and status >= 500):
+        unavailable = KmsUnavailable if service == "kms" else Unavailable
+        return unavailable(f"{name} is throttling or unavailable{_for(what)}; retry later")
+    if code in _CREDENTIAL_CODES:
+        return ConfigurationError(
+            f"AWS did not accept the credentials ({code}): check the profile, the keys and "
+            "the region"
+        )
+    if service == "kms":
+        return _kms_error(code)
+    if code in _MISSING_CODES:
+        return NotFound(f"{subject} does not exist")
+    if code in _DENIED_CODES:
+        return ConfigurationError(f"this identity is not allowed to use {subject} ({code})")
+    return InternalError(f"{name} refused {subject} ({code or 'no error code'})")
+
+
+def _kms_error(code: str) -> KmsBridgeError:
+    if code in _KMS_REVOKED_CODES:
+        return AccessRevoked(
+            "the customer's KMS key refused to unwrap (disabled, pending "
+            "deletion, or access removed)"
+        )
+    if code in _MISSING_CODES:
+        return NotFound("the org's KMS key does not exist")
+    if code in _KMS_INTEGRITY_CODES:
+        return IntegrityError("KMS rejected the wrapped KEK (wrong key or context)")
+    return InternalError(f"KMS answered with an unexpected error ({code})")
+
+
+def error_for(exc: BaseException, service: str, *, what: str = "") -> KmsBridgeError:
+    """The library error for any exception a boto3 call of ``service`` raised."""
+    if isinstance(exc, KmsBridgeError):
+        return exc
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return error_for_code(service, str(error.get("Code", "")), status, what=what)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return ConfigurationError(
+            "no AWS credentials found (environment, AWS_PROFILE, or an instance role)"
+        )
+    if isinstance(exc, ProfileNotFound):
+        return ConfigurationError(f"the AWS profile {exc.kwargs.get('profile')!r} does not exist")
+    if isinstance(exc, NoRegionError):
+        return ConfigurationError("no AWS region is set (--region or AWS_REGION)")
+    if isinstance(exc, ParamValidationError):
+        return InternalError(f"kmsbridge made an invalid {service} request")
+    name = _SERVICE_NAMES.get(service, service)
+    unavailable = KmsUnavailable if service == "kms" else Unavailable
+    return unavailable(f"{name} is unreachable or timed out{_for(what)}; retry later")
+
+
+def _for(what: str) -> str:
+    return f" for {what}" if what else ""
+
+
+def client_error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def translated(service: str, what: str = "") -> Iterator[None]:
+    """Turn botocore's exceptions raised in the block into library errors (``from`` them)."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise error_for(exc, service, what=what) from exc

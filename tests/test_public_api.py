@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import kmsbridge
 from kmsbridge.crypto.kek import KekPublicKey
-from tests.test_cli_progress import write_bundle
+from tests.cli.test_progress import write_bundle
 
 AWS_PACKAGES = ("boto3", "botocore", "aws_encryption_sdk", "s3transfer")
 

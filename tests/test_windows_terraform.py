@@ -4,7 +4,7 @@
 module (terraform/modules/customer-key/main.tf, parsed with python-hcl2) turns that value
 into its own statement. Rendered as aws_iam_policy_document renders it (a one-element
 list becomes a string), the module's statement must equal the CLI's, and the printed ids
-must pass the variable's own validation. tests/test_windows_e2e.py applies the module's
+must pass the variable's own validation. tests/lifecycle/test_windows_e2e.py applies the module's
 rendering through PutKeyPolicy; tests/test_terraform.py checks the HCL itself and checkov.
 """
 

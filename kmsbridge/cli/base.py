@@ -90,6 +90,18 @@ class Context:
         )
         return Services(Settings.from_env(table=self.option("table"), aws=aws))
 
+    def describe_settings(self) -> str:
+        """Where this command looked: profile, region, endpoint and table, for config errors."""
+        import os
+
+        profile = self.option("profile") or os.environ.get("AWS_PROFILE") or "default"
+        region = self.option("region") or os.environ.get("AWS_REGION")
+        region = region or os.environ.get("AWS_DEFAULT_REGION") or "from the profile"
+        endpoint = self.option("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL")
+        table = self.option("table") or os.environ.get("KMSBRIDGE_TABLE") or "kmsbridge-keks"
+        where = f"profile {profile}, region {region}, table {table}"
+        return f"{where}, endpoint {endpoint}" if endpoint else where
+
     @property
     def clients(self) -> AwsClients:
         return self.services.clients

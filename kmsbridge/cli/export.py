@@ -147,10 +147,10 @@ def _start(ctx: Context) -> int:
 
 
 def _list_keys(ctx: Context, bucket: str, prefix: str) -> list[str]:
-    from kmsbridge.export.job import aws_errors
+    from kmsbridge.aws import translated
 
     s3 = ctx.clients.client("s3")
-    with aws_errors(f"s3://{bucket}/{prefix}"):
+    with translated("s3", f"s3://{bucket}/{prefix}"):
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 

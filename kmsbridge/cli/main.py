@@ -67,11 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, debug: bool) -> int:
-    from kmsbridge.errors import KmsBridgeError
+    from kmsbridge.errors import ConfigurationError, KmsBridgeError
 
+    ctx = Context(args)
     try:
-        status = args.handler(Context(args))
+        status = args.handler(ctx)
         return int(status or exit_codes.OK)
+    except ConfigurationError as exc:
+        return fail(exc.code, f"{exc.message} ({ctx.describe_settings()})", debug)
     except KmsBridgeError as exc:
         return fail(exc.code, exc.message, debug)
     except FileNotFoundError as exc:

@@ -35,11 +35,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kmsbridge.aws import AwsClients
+from kmsbridge.aws import AwsClients, error_for
 from kmsbridge.clock import iso, utcnow
 from kmsbridge.crypto import cms
 from kmsbridge.decryptor.decryptor import Decryptor
-from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError, KmsUnavailable
+from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
 from kmsbridge.files import atomic_output
 from kmsbridge.formats import (
     CONTEXT_ORG,
@@ -48,7 +48,7 @@ from kmsbridge.formats import (
     MIN_IMPORTED_RSA_BITS,
     validate_org,
 )
-from kmsbridge.keys.kms import error_for_kms_code, region_of
+from kmsbridge.keys.kms import region_of
 from kmsbridge.legacy.certificates import check_for_encryption
 from kmsbridge.legacy.playback import decrypt_cms_stream
 from kmsbridge.recordings.codec import decrypt_stream
@@ -316,11 +316,7 @@ def _kms_provider(clients: AwsClients, target: ExportTarget) -> StrictAwsKmsMast
 def _kms_error(exc: BaseException) -> KmsBridgeError:
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, ClientError):
-            error = cause.response.get("Error", {})
-            status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            return error_for_kms_code(str(error.get("Code", "")), status)
-        if isinstance(cause, BotoCoreError):
-            return KmsUnavailable("KMS is unreachable or timed out; retry later")
+        if isinstance(cause, ClientError | BotoCoreError):
+            return error_for(cause, "kms")
         cause = cause.__cause__ or cause.__context__
     return InternalError("the export key could not be used with KMS")

@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kmsbridge.aws import AwsClients
+from kmsbridge.aws import AwsClients, client_error_code, error_for, translated
 from kmsbridge.clock import iso, parse_iso, utcnow
 from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError, NotFound
@@ -117,7 +117,7 @@ def start_export_job(
         **target.describe(),
     }
     s3 = clients.client("s3")
-    with aws_errors("the job folder"):
+    with translated("s3", "the job folder"):
         s3.put_object(
             Bucket=dest_bucket, Key=job.prefix + JOB_FILE, Body=_json(record), IfNoneMatch="*"
         )
@@ -154,7 +154,7 @@ def _send(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
             {"Id": str(i), "MessageBody": json.dumps(m, sort_keys=True)}
             for i, m in enumerate(messages[start : start + 10])
         ]
-        with aws_errors("the job queue"):
+        with translated("sqs", "the job queue"):
             response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         if response.get("Failed"):
             raise InternalError(f"the job queue refused {len(response['Failed'])} message(s)")
@@ -182,7 +182,7 @@ def process_export_batch(
             _export_object(s3, exporter, source_bucket, key, job, target.suffix) for key in keys
         ]
         done = {"job": job.job_id, "batch": batch, "recordings": entries}
-        with aws_errors("the job folder"):
+        with translated("s3", "the job folder"):
             s3.put_object(Bucket=job.bucket, Key=result_key, Body=_json(done))
     _finish_if_complete(s3, job)
     return done
@@ -226,7 +226,7 @@ def _export_object(
 def _export_new(
     s3: Any, exporter: Exporter, source_bucket: str, key: str, bucket: str, output: str
 ) -> dict[str, Any]:
-    with aws_errors(f"s3://{source_bucket}/{key}"):
+    with translated("s3", f"s3://{source_bucket}/{key}"):
         body = s3.get_object(Bucket=source_bucket, Key=key)["Body"]
     with body:
         exported = exporter.export(body, name=key)
@@ -242,8 +242,8 @@ def _export_new(
             Bucket=bucket, Key=output, Body=exported.ciphertext, Metadata=metadata, IfNoneMatch="*"
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
-            raise InternalError(f"the export bucket refused {output}") from None
+        if client_error_code(exc) not in ("PreconditionFailed", "412"):
+            raise error_for(exc, "s3", what=f"the export s3://{bucket}/{output}") from exc
         return _head(s3, bucket, output) or found  # another delivery wrote it first
     return found
 
@@ -252,9 +252,10 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         response = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        error = error_for(exc, "s3", what=f"s3://{bucket}/{key}")
+        if isinstance(error, NotFound):
             return None
-        raise InternalError(f"the export bucket refused to show {key}") from None
+        raise error from exc
     meta = {k: unquote(v) for k, v in response.get("Metadata", {}).items()}
     return {
         "recording": meta.get("recording"),
@@ -281,7 +282,7 @@ def _finish_if_complete(s3: Any, job: JobRef) -> dict[str, Any] | None:
         "source_bucket": record["source_bucket"],
         "failed": [e for e in entries if not e["ok"]],
     }
-    with aws_errors("the job folder"):
+    with translated("s3", "the job folder"):
         s3.put_object(Bucket=job.bucket, Key=job.prefix + "manifest.json", Body=_json(manifest))
     return manifest
 
@@ -316,7 +317,7 @@ def _job_record(s3: Any, job: JobRef) -> dict[str, Any]:
 
 def _results(s3: Any, job: JobRef) -> list[dict[str, Any]]:
     out = []
-    with aws_errors("the job folder"):
+    with translated("s3", "the job folder"):
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=job.bucket, Prefix=job.prefix + "results/"
         )
@@ -331,38 +332,14 @@ def _results(s3: Any, job: JobRef) -> list[dict[str, Any]]:
 def _get_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+    except (ClientError, BotoCoreError) as exc:
+        error = error_for(exc, "s3", what=f"s3://{bucket}/{key}")
+        if isinstance(error, NotFound):
             return None
-        raise _s3_error(exc, f"s3://{bucket}/{key}") from None
-    except BotoCoreError:
-        raise InternalError("S3 is unreachable") from None
+        raise error from exc
     data: dict[str, Any] = json.loads(body)
     return data
 
 
 def _json(data: Mapping[str, Any]) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-
-def _s3_error(exc: ClientError, what: str) -> KmsBridgeError:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code in ("NoSuchKey", "NoSuchBucket", "404"):
-        return NotFound(f"{what} does not exist")
-    return InternalError(f"AWS refused access to {what} ({code})")
-
-
-class aws_errors:
-    """S3 and SQS errors become library errors, botocore's never leak upward."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, ClientError):
-            raise _s3_error(exc, self.what) from None
-        if isinstance(exc, BotoCoreError):
-            raise InternalError(f"{self.what} is unreachable") from None

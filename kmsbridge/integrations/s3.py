@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kmsbridge.errors import IntegrityError, InternalError, InvalidRequest, KmsUnavailable, NotFound
+from kmsbridge.aws import client_error_code, error_for, translated
+from kmsbridge.errors import IntegrityError, InternalError, KmsBridgeError, NotFound
 from kmsbridge.recordings.codec import DataKeySource, RecordingInfo, decrypt_stream
 from kmsbridge.recordings.ranges import HEADER_PROBE_BYTES
 
 PLAYBACK_PREFIX = "playback/"
 PART_BYTES = 8 * 1024 * 1024  # S3 parts are 5 MiB at least (except the last)
 SSE = "AES256"
-_MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
-_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled"})
-_BUSY = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503"})
 
 
 @dataclass(frozen=True)
@@ -147,22 +144,9 @@ class MultipartSink:
             )
 
 
-@contextmanager
-def _s3_errors(what: str) -> Iterator[None]:
+def _s3_errors(what: str) -> AbstractContextManager[None]:
     """S3 failures as library errors (botocore never leaks upward)."""
-    try:
-        yield
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in _MISSING:
-            raise NotFound(f"{what} does not exist") from None
-        if code in _DENIED:
-            raise InvalidRequest(f"the decryptor is not allowed to use {what}") from None
-        if code in _BUSY:
-            raise KmsUnavailable(f"S3 is busy or unavailable for {what}; retry later") from None
-        raise InternalError(f"S3 refused the request for {what} ({code})") from None
-    except BotoCoreError:
-        raise KmsUnavailable(f"S3 is unreachable for {what}; retry later") from None
+    return translated("s3", what)
 
 
 @dataclass(frozen=True)
@@ -205,26 +189,23 @@ class _S3Blob:
         return data
 
     def _get(self, byte_range: str) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         extra = {"IfMatch": self._etag} if self._etag else {}
         try:
             response: dict[str, Any] = self._obj.client.get_object(
                 Bucket=self._obj.bucket, Key=self._obj.key, Range=byte_range, **extra
             )
-        except ClientError as exc:
-            raise _s3_error(self._obj, exc.response.get("Error", {}).get("Code", "")) from None
-        except BotoCoreError as exc:
-            raise InternalError(f"S3 could not be reached: {type(exc).__name__}") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise _read_error(self._obj, exc) from exc
         return response
 
 
-def _s3_error(obj: S3Object, code: str) -> Exception:
+def _read_error(obj: S3Object, exc: ClientError | BotoCoreError) -> KmsBridgeError:
+    """A ranged read's failure: two S3 answers mean the object itself is bad."""
     where = f"s3://{obj.bucket}/{obj.key}"
-    if code in ("NoSuchKey", "NoSuchBucket", "404"):
-        return NotFound(f"no recording at {where}")
+    code = client_error_code(exc) if isinstance(exc, ClientError) else ""
     if code in ("InvalidRange", "416"):
         return IntegrityError(f"the recording at {where} is empty or truncated")
     if code in ("PreconditionFailed", "412"):
         return IntegrityError(f"the recording at {where} changed while it was read")
-    return InternalError(f"S3 refused to read {where} ({code or 'no error code'})")
+    error = error_for(exc, "s3", what=f"the recording {where}")
+    return NotFound(f"no recording at {where}") if isinstance(error, NotFound) else error

@@ -29,7 +29,7 @@ from aws_encryption_sdk.key_providers.kms import MRKAwareStrictAwsKmsMasterKeyPr
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.exceptions import InvalidSignature, InvalidTag
 
-from kmsbridge.aws import AwsClients
+from kmsbridge.aws import AwsClients, error_for, error_for_code
 from kmsbridge.crypto.kek import KekPublicKey, load_unwrapped_private_key
 from kmsbridge.errors import (
     AccessRevoked,
@@ -71,50 +71,6 @@ _ESDK_PUBLIC_KEY_CONTEXT = "aws-crypto-public-key"
 KEY_STATE_NOT_VISIBLE = "NotVisible"
 # The KEK blob carries one EDK per ARN; a few replicas at most.
 MAX_KEK_DATA_KEYS = 8
-
-ACCESS_REVOKED_CODES = frozenset(
-    {
-        "DisabledException",
-        "KMSInvalidStateException",
-        "AccessDeniedException",
-        "AccessDenied",
-        "403",  # moto's IAM enforcement answers a denied action with this code
-    }
-)
-NOT_FOUND_CODES = frozenset({"NotFoundException"})
-INTEGRITY_CODES = frozenset(
-    {"InvalidCiphertextException", "IncorrectKeyException", "InvalidKeyUsageException"}
-)
-UNAVAILABLE_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "LimitExceededException",
-        "KMSInternalException",
-        "DependencyTimeoutException",
-        "KeyUnavailableException",
-        "RequestLimitExceeded",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "InternalError",
-    }
-)
-
-
-def error_for_kms_code(code: str, status: int | None = None) -> KmsBridgeError:
-    """The library error for a KMS error code (after botocore's retries)."""
-    if code in ACCESS_REVOKED_CODES:
-        return AccessRevoked(
-            "the customer's KMS key refused to unwrap (disabled, pending "
-            "deletion, or access removed)"
-        )
-    if code in NOT_FOUND_CODES:
-        return NotFound("the org's KMS key does not exist")
-    if code in INTEGRITY_CODES:
-        return IntegrityError("KMS rejected the wrapped KEK (wrong key or context)")
-    if code in UNAVAILABLE_CODES or (status is not None and status >= 500):
-        return KmsUnavailable("KMS is throttling or unavailable; retry later")
-    return InternalError(f"KMS answered with an unexpected error ({code})")
 
 
 class NotWrappedUnder(IntegrityError):
@@ -190,13 +146,11 @@ class KekWrapper:
         self._local.log = _CallLog(errors=[])
         try:
             return str(client.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"])
-        except ClientError as exc:
-            error = _client_error(exc)
+        except (ClientError, BotoCoreError) as exc:
+            error = error_for(exc, "kms")
             if isinstance(error, AccessRevoked):
                 return KEY_STATE_NOT_VISIBLE
-            raise error from None
-        except BotoCoreError:
-            raise KmsUnavailable("KMS is unreachable; retry later") from None
+            raise error from exc
         finally:
             self._local.log = None
 
@@ -206,8 +160,8 @@ class KekWrapper:
         self._local.log = _CallLog(errors=[])
         try:
             return fn()
-        except BotoCoreError:
-            raise KmsUnavailable("KMS is unreachable or timed out; retry later") from None
+        except BotoCoreError as exc:
+            raise error_for(exc, "kms") from exc
         except (AWSEncryptionSDKClientError, InvalidTag, InvalidSignature, ValueError):
             # InvalidTag/InvalidSignature/ValueError: the ESDK lets cryptography's and its
             # parser's errors through for a damaged blob.
@@ -250,7 +204,7 @@ class KekWrapper:
         error = parsed.get("Error")
         if error:
             status = getattr(http_response, "status_code", None)
-            seen.errors.append(error_for_kms_code(str(error.get("Code", "")), status))
+            seen.errors.append(error_for_code("kms", str(error.get("Code", "")), status))
 
     def _after_call_error(self, **_: Any) -> None:
         seen = getattr(self._local, "log", None)
@@ -294,12 +248,6 @@ def most_actionable(errors: Sequence[KmsBridgeError]) -> KmsBridgeError:
             if isinstance(error, kind):
                 return error
     return errors[0] if errors else InternalError("no KMS key could be tried")
-
-
-def _client_error(exc: ClientError) -> KmsBridgeError:
-    error = exc.response.get("Error", {})
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return error_for_kms_code(str(error.get("Code", "")), status)
 
 
 def region_of(arn: str) -> str:

@@ -8,9 +8,18 @@ tombstone with the public key, when and who stays).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-STATES = ("active", "retired", "destroyed")
 
+class KekState(StrEnum):
+    """A KEK's state; a ``str`` too, so it is stored and compared as the word itself."""
+
+    ACTIVE = "active"
+    RETIRED = "retired"
+    DESTROYED = "destroyed"
+
+
+STATES = tuple(KekState)
 
 DEFAULT_CRYPTOPERIOD_DAYS = 90
 
@@ -32,7 +41,7 @@ class KekRecord:
     public_key: bytes = field(repr=False)
     wrapped_private_key: bytes | None = field(repr=False)
     kms_keys: tuple[str, ...]
-    state: str
+    state: KekState | str  # the table's word; kek_from_item makes it a KekState
     created_at: str
     source: str = "generated"
     activated_at: str | None = None

@@ -12,10 +12,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from kmsbridge.errors import ConflictError, InternalError, InvalidRequest, KmsBridgeError, NotFound
-from kmsbridge.keys.records import STATES, KekRecord, OrgRecord
+from kmsbridge.aws import client_error_code, error_for
+from kmsbridge.errors import (
+    ConfigurationError,
+    ConflictError,
+    IntegrityError,
+    InvalidRequest,
+    KmsBridgeError,
+    NotFound,
+)
+from kmsbridge.keys.records import STATES, KekRecord, KekState, OrgRecord
 
 DEFAULT_TABLE = "kmsbridge-keks"
 ORG_SORT_KEY = "#org"
@@ -32,7 +40,7 @@ class KeyStore:
 
     def create_table(self) -> None:
         """Create the table (development and demos; production tables come from Terraform)."""
-        with _aws_errors():
+        with _aws_errors(self.table):
             self.client.create_table(
                 TableName=self.table,
                 AttributeDefinitions=[
@@ -67,7 +75,7 @@ class KeyStore:
     def list_orgs(self) -> list[OrgRecord]:
         """Every org settings item (a scan: for scheduled jobs, not for hot paths)."""
         out: list[OrgRecord] = []
-        with _aws_errors():
+        with _aws_errors(self.table):
             for page in self.client.get_paginator("scan").paginate(
                 TableName=self.table,
                 FilterExpression="kek = :o",
@@ -85,7 +93,7 @@ class KeyStore:
 
     def create_org(self, org: OrgRecord, first_kek: KekRecord) -> None:
         """The org's settings and its first active KEK, together or not at all."""
-        with _aws_errors(conflict=f"org {org.org!r} already exists"):
+        with _aws_errors(self.table, conflict=f"org {org.org!r} already exists"):
             self.client.transact_write_items(
                 TransactItems=[
                     {"Put": self._put_new(org_to_item(org))},
@@ -95,12 +103,12 @@ class KeyStore:
 
     def put_new_org(self, org: OrgRecord) -> None:
         """Add an org settings item alone (a restore from backup); never overwrites one."""
-        with _aws_errors(conflict=f"org {org.org!r} already exists"):
+        with _aws_errors(self.table, conflict=f"org {org.org!r} already exists"):
             self.client.put_item(**self._put_new(org_to_item(org)))
 
     def put_new_kek(self, record: KekRecord) -> None:
         """Add a KEK item; never overwrites an existing one."""
-        with _aws_errors(conflict=f"KEK {record.kek_id[:12]}… already exists"):
+        with _aws_errors(self.table, conflict=f"KEK {record.kek_id[:12]}… already exists"):
             self.client.put_item(**self._put_new(kek_to_item(record)))
 
     def activate(self, org: OrgRecord, new_kek: KekRecord, now: str) -> OrgRecord:
@@ -110,7 +118,9 @@ class KeyStore:
         concurrent rotations exactly one wins; the loser gets ``ConflictError``.
         """
         updated = replace(org, active_kek=new_kek.kek_id, version=org.version + 1)
-        with _aws_errors(conflict=f"org {org.org!r} changed concurrently; re-read and retry"):
+        with _aws_errors(
+            self.table, conflict=f"org {org.org!r} changed concurrently; re-read and retry"
+        ):
             self.client.transact_write_items(
                 TransactItems=[
                     {"Put": self._put_new(kek_to_item(new_kek))},
@@ -123,7 +133,9 @@ class KeyStore:
     def update_org_keys(self, org: OrgRecord, kms_keys: Sequence[str]) -> OrgRecord:
         """Record the org's new KMS key ARNs (conditional on its version)."""
         value = {"L": [{"S": a} for a in kms_keys]}
-        with _aws_errors(conflict=f"org {org.org!r} changed concurrently; re-read and retry"):
+        with _aws_errors(
+            self.table, conflict=f"org {org.org!r} changed concurrently; re-read and retry"
+        ):
             self.client.update_item(**self._org_update(org, {"kms_keys": value}))
         return replace(org, kms_keys=tuple(kms_keys), version=org.version + 1)
 
@@ -141,7 +153,9 @@ class KeyStore:
             else:
                 removes.append(f"#a{i}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        with _aws_errors(conflict=f"KEK {record.kek_id[:12]}… changed concurrently; re-read"):
+        with _aws_errors(
+            self.table, conflict=f"KEK {record.kek_id[:12]}… changed concurrently; re-read"
+        ):
             self.client.update_item(
                 TableName=self.table,
                 Key=_key(record.org, record.kek_id),
@@ -154,14 +168,14 @@ class KeyStore:
 
     def delete_org_items(self, org: str) -> None:
         """Remove every item of an org (used only by explicit restore tests and wipes)."""
-        with _aws_errors():
+        with _aws_errors(self.table):
             for item in list(self._query(org)):
                 self.client.delete_item(TableName=self.table, Key=_key(org, item["kek"]["S"]))
 
     # ------------------------------------------------------------ internals
 
     def _get(self, org: str, sort_key: str) -> dict[str, Any] | None:
-        with _aws_errors():
+        with _aws_errors(self.table):
             response = self.client.get_item(
                 TableName=self.table, Key=_key(org, sort_key), ConsistentRead=True
             )
@@ -169,7 +183,7 @@ class KeyStore:
         return item
 
     def _query(self, org: str) -> Iterator[dict[str, Any]]:
-        with _aws_errors():
+        with _aws_errors(self.table):
             for page in self.client.get_paginator("query").paginate(
                 TableName=self.table,
                 KeyConditionExpression="org = :o",
@@ -226,9 +240,11 @@ def _key(org: str, sort_key: str) -> dict[str, Any]:
 
 
 class _aws_errors:
-    """DynamoDB errors become library errors; a lost condition becomes ConflictError."""
+    """DynamoDB errors become library errors through ``aws.error_for``, with two of our own:
+    a lost condition is a ``ConflictError``, and a missing table a ``ConfigurationError``."""
 
-    def __init__(self, conflict: str | None = None) -> None:
+    def __init__(self, table: str, conflict: str | None = None) -> None:
+        self.table = table
         self.conflict = conflict
 
     def __enter__(self) -> None:
@@ -237,24 +253,23 @@ class _aws_errors:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None or isinstance(exc, KmsBridgeError):
             return
+        if not isinstance(exc, ClientError | BotoCoreError):
+            return
         if isinstance(exc, ClientError):
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = client_error_code(exc)
             reasons = str(exc.response.get("CancellationReasons", ""))
             if self.conflict and (
                 code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in reasons
             ):
-                raise ConflictError(self.conflict) from None
+                raise ConflictError(self.conflict) from exc
             if code == "ResourceNotFoundException":
-                raise NotFound("the key table does not exist (kmsbridge table create)") from None
+                raise ConfigurationError(
+                    f"the key table {self.table!r} does not exist in this account and region "
+                    "(Terraform makes it; kmsbridge table create for development)"
+                ) from exc
             if code == "ResourceInUseException":
-                raise InvalidRequest("the key table already exists") from None
-            raise InternalError(f"the key table refused the request ({code})") from None
-        if isinstance(exc, NoCredentialsError):
-            raise InternalError(
-                "no AWS credentials found (environment, AWS_PROFILE, or an instance role)"
-            ) from None
-        if isinstance(exc, BotoCoreError):
-            raise InternalError("the key table is unreachable") from None
+                raise InvalidRequest(f"the key table {self.table!r} already exists") from exc
+        raise error_for(exc, "dynamodb", what=f"the key table {self.table!r}") from exc
 
 
 # ---------------------------------------------------------------- item codecs
@@ -318,10 +333,17 @@ def kek_from_item(item: dict[str, Any]) -> KekRecord:
         public_key=bytes(item["public_key"]["B"]),
         wrapped_private_key=optional("wrapped_private_key", "B"),
         kms_keys=tuple(a["S"] for a in item.get("kms_keys", {"L": []})["L"]),
-        state=item["state"]["S"],
+        state=_state(item["state"]["S"]),
         created_at=item["created_at"]["S"],
         source=item.get("source", {"S": "generated"})["S"],
         certificate=optional("certificate", "B"),
         version=int(item["version"]["N"]),
         **{name: optional(name, "S") for name in _OPTIONAL_STRINGS},
     )
+
+
+def _state(word: str) -> KekState:
+    try:
+        return KekState(word)
+    except ValueError:
+        raise IntegrityError(f"the key table holds an unknown KEK state {word!r}") from None

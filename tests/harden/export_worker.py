@@ -1,4 +1,4 @@
-"""An SQS worker for export jobs, run as a subprocess by tests/test_harden_crashes.py.
+"""An SQS worker for export jobs, run as a subprocess by tests/harden/test_crashes.py.
 
 ``python -m tests.harden.export_worker '<json>'`` with endpoint, table, queue_url and job.
 It receives a batch, runs ``process_export_batch``, deletes the message, until no message

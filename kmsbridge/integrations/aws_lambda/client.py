@@ -21,15 +21,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kmsbridge.aws import AwsClients, AwsSettings
+from kmsbridge.aws import AwsClients, AwsSettings, error_for
 from kmsbridge.crypto.message import parse_header
 from kmsbridge.crypto.sealing import X25519, EphemeralKey, check_kem
 from kmsbridge.errors import (
     IntegrityError,
     InternalError,
-    KmsBridgeError,
-    KmsUnavailable,
-    NotFound,
     error_from_code,
 )
 from kmsbridge.recordings.codec import kek_data_key
@@ -37,7 +34,6 @@ from kmsbridge.recordings.codec import kek_data_key
 Invoker = Callable[[dict[str, Any]], Any]
 # Long enough for a cold start plus a KMS call; botocore's retries come on top.
 INVOKE_READ_TIMEOUT = 30.0
-_BUSY = frozenset({"TooManyRequestsException", "ServiceException", "EC2ThrottledException"})
 
 
 class LambdaDataKeySource:
@@ -122,10 +118,8 @@ class BotoInvoker:
                 Payload=json.dumps(event).encode("utf-8"),
             )
             payload = answer["Payload"].read()
-        except ClientError as exc:
-            raise _invoke_error(str(exc.response.get("Error", {}).get("Code", ""))) from None
-        except BotoCoreError:
-            raise KmsUnavailable("the decryptor function is unreachable; retry later") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise error_for(exc, "lambda", what="the decryptor function") from exc
         if answer.get("FunctionError"):
             # The function crashed or timed out in the runtime; its text is not for us.
             raise InternalError("the decryptor function failed to answer (see its logs)")
@@ -133,11 +127,3 @@ class BotoInvoker:
             return json.loads(payload)
         except ValueError:
             raise InternalError("the decryptor answered with something other than JSON") from None
-
-
-def _invoke_error(code: str) -> KmsBridgeError:
-    if code == "ResourceNotFoundException":
-        return NotFound("the decryptor function does not exist")
-    if code in _BUSY:
-        return KmsUnavailable("the decryptor function is throttled or unavailable; retry later")
-    return InternalError(f"the decryptor function could not be invoked ({code})")

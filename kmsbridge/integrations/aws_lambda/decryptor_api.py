@@ -14,7 +14,7 @@ deployment policy checked with the other fields, before any AWS call.
 Observability: the decryptor's audit line per key release (with the Lambda request id),
 an audit line for every other decision, and one CloudWatch embedded-metric-format line
 per request (``Requests`` and ``Duration`` by ``Op`` and ``Outcome``), plus ``ColdStart``
-on a container's first event. See ``lambda_telemetry``.
+on a container's first event. See ``integrations.aws_lambda.telemetry``.
 """
 
 from __future__ import annotations
@@ -352,12 +352,18 @@ class LambdaHandler:
             if self._app is None:
                 self._app = self._build()
         except KmsBridgeError as exc:
-            log.error("the decryptor could not start: %s", exc.message)
-            return _error(InternalError(f"the decryptor is misconfigured: {exc.message}"))
+            return _start_failure(exc.message)
         except Exception as exc:
-            log.error("the decryptor could not start: %s", type(exc).__name__)
-            return _error(InternalError("the decryptor could not start"))
+            return _start_failure(type(exc).__name__)
         return self._app.handle(event, request_id)
+
+
+def _start_failure(reason: str) -> dict[str, Any]:
+    """Every event a decryptor that cannot start refuses: one error line and one metric each,
+    so an alarm on ``StartFailures`` fires however long the misconfiguration lasts."""
+    log.error("the decryptor could not start: %s", reason)
+    lambda_telemetry.emit_start_failure()
+    return _error(InternalError(f"the decryptor could not start: {reason}"))
 
 
 def build_app() -> LambdaApp:

@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kmsbridge.aws import error_for
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
 from kmsbridge.formats import validate_org
 from kmsbridge.keys.kms import KekWrapper, validate_key_arns
@@ -61,11 +62,8 @@ def _send(sqs: Any, queue_url: str, batch: list[dict[str, Any]]) -> int:
     ]
     try:
         response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise InternalError(f"SQS refused the messages ({code})") from None
-    except BotoCoreError:
-        raise InternalError("SQS is unreachable; nothing more was sent, retry later") from None
+    except (ClientError, BotoCoreError) as exc:
+        raise error_for(exc, "sqs", what="the jobs queue (nothing more was sent)") from exc
     failed = response.get("Failed", [])
     if failed:
         raise InternalError(

@@ -8,7 +8,8 @@ import to every cold start, both measured in bench/bench_lambda.py.
 
 Per request: ``Requests`` (Count) and ``Duration`` (Milliseconds) with the dimensions
 ``Function``, ``Op`` and ``Outcome`` (``ok`` or an error code). Per container, on its first
-event: ``ColdStart`` (Count) with the dimension ``Function``.
+event: ``ColdStart`` (Count) with the dimension ``Function``. Per event that a function
+which cannot start (bad settings) refuses: ``StartFailures`` (Count), ``Function``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def emit_request(op: str, outcome: str, duration_ms: float) -> None:
 
 def emit_cold_start() -> None:
     emit({"Function": function_name()}, {"ColdStart": (1, "Count")})
+
+
+def emit_start_failure() -> None:
+    emit({"Function": function_name()}, {"StartFailures": (1, "Count")})
 
 
 def emit(dimensions: dict[str, str], metrics: dict[str, tuple[float, str]]) -> None:

@@ -38,7 +38,7 @@ from tests.harden import report
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 RECORDINGS, BATCH = 12, 4
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FINISH_BOUND = 120  # seconds: a hang detector for the last worker, not a speed target
 
 

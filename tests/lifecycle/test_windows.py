@@ -2,7 +2,7 @@
 
 The key table is moto's DynamoDB (in process); the KEK items here carry made-up public
 keys and blobs because nothing in windows.py unwraps: the end-to-end test with real KEKs
-and KMS is tests/test_windows_e2e.py.
+and KMS is tests/lifecycle/test_windows_e2e.py.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from kmsbridge.integrations.s3 import S3Object
 from kmsbridge.recordings.codec import encrypt_stream, private_key_data_keys, read_header
 from kmsbridge.recordings.ranges import HEADER_PROBE_BYTES, DecryptedRange, decrypt_range
 from tests.conftest import World
-from tests.test_codec_interop import Esdk
+from tests.recordings.test_codec_interop import Esdk
 
 ORG = "acme"
 F = 128  # small frames: many frames in little data

@@ -12,7 +12,7 @@ from kmsbridge.errors import InternalError, InvalidRequest
 from kmsbridge.lifecycle.rotation import create_org, rotate_due_orgs
 from kmsbridge.services import Settings
 from tests.conftest import FIXED_NOW, World
-from tests.test_jobs import load_handler
+from tests.integrations.test_jobs import load_handler
 
 DAY = timedelta(days=1)
 

@@ -24,7 +24,7 @@ from kmsbridge.recordings.codec import decrypt_stream, read_header
 from tests.conftest import World
 
 pytestmark = pytest.mark.server
-HANDLER = Path(__file__).resolve().parent.parent / "lambda" / "decryptor" / "handler.py"
+HANDLER = Path(__file__).resolve().parents[2] / "lambda" / "decryptor" / "handler.py"
 
 
 def load_handler_module() -> ModuleType:
@@ -97,6 +97,22 @@ def test_misconfiguration_is_an_internal_json_error(
     assert response["ok"] is False
     assert response["error"]["code"] == "INTERNAL"
     assert "KMSBRIDGE_MAX_AGE_SECONDS" in response["error"]["message"]
+
+
+def test_a_decryptor_that_cannot_start_says_so_on_every_event(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KMSBRIDGE_ALLOWED_ORGS", "acme,not an org")
+    handler = LambdaHandler()
+    for request in ("r1", "r2", "r3"):
+        response = handler({"op": "access-check", "org": "acme"}, context(request))
+        assert response["error"]["code"] == "INTERNAL"
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    failures = [x for x in lines if "StartFailures" in x]
+    assert len(failures) == 3
+    assert failures[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
+        {"Name": "StartFailures", "Unit": "Count"}
+    ]
 
 
 def secret_forms(secret: bytes) -> list[str]:

@@ -17,7 +17,7 @@ from kmsbridge.devtools.speech import SAMPLE_RATE, speech_like_wav
 from kmsbridge.errors import InternalError
 from kmsbridge.recordings.codec import RecordingInfo
 
-HANDLER = Path(__file__).resolve().parent.parent / "lambda" / "decryptor" / "handler.py"
+HANDLER = Path(__file__).resolve().parents[2] / "lambda" / "decryptor" / "handler.py"
 
 
 def test_kmsbridge_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from kmsbridge.integrations.aws_lambda.jobs import enqueue, process_batch, rewra
 from kmsbridge.lifecycle.rotation import create_org
 from tests.conftest import FIXED_NOW, World
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/0b9b2c4e-0000-4000-8000-000000000000"
 
 
@@ -167,7 +167,7 @@ def test_adding_a_job_type_is_one_entry(aws: AwsClients) -> None:
 def test_the_jobs_lambda_runs_export_batches_too(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.test_export_job import Bench
+    from tests.export.test_job import Bench
 
     bench = Bench(world, tmp_path, 3)
     job = bench.start(list(bench.plain))

@@ -8,7 +8,8 @@ ACCESS_REVOKED and the others play; removing the statement (restore-window) brin
 The same through the Terraform variable: the printed ``revoked_kek_ids`` value, turned into
 a statement as the customer-key module does (tests/test_windows_terraform.py).
 moto honours that one kind of statement through the documented fixture
-(``kmsbridge.devtools.embedded.enforce_kek_deny_statements``, tests/test_kms_policy_fixture.py).
+(``kmsbridge.devtools.embedded.enforce_kek_deny_statements``,
+tests/devtools/test_kms_policy_fixture.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from kmsbridge.aws import AwsClients, AwsSettings
+from kmsbridge.aws import AwsClients, AwsSettings, error_for_code
 from kmsbridge.crypto.kek import KekPublicKey, generate_kek, private_key_pkcs8
 from kmsbridge.errors import (
     AccessRevoked,
@@ -21,7 +21,7 @@ from kmsbridge.errors import (
     NotFound,
     WrongOrg,
 )
-from kmsbridge.keys.kms import KekWrapper, distinct_keys, error_for_kms_code, region_of
+from kmsbridge.keys.kms import KekWrapper, distinct_keys, region_of
 from tests.conftest import REGION
 from tests.harden import allow, iam_enforced
 
@@ -250,9 +250,9 @@ def test_arn_validation_and_replicas() -> None:
 
 
 def test_error_codes_table() -> None:
-    assert isinstance(error_for_kms_code("403"), AccessRevoked)
-    assert isinstance(error_for_kms_code("Weird", 502), KmsUnavailable)
-    assert isinstance(error_for_kms_code("Weird", 400), InternalError)
+    assert isinstance(error_for_code("kms", "403"), AccessRevoked)
+    assert isinstance(error_for_code("kms", "Weird", 502), KmsUnavailable)
+    assert isinstance(error_for_code("kms", "Weird", 400), InternalError)
 
 
 def test_key_state_without_describe_permission_is_not_visible(aws: AwsClients) -> None:

@@ -23,7 +23,7 @@ from kmsbridge.lifecycle.rotation import create_org
 from kmsbridge.recordings.codec import kek_data_key
 from tests.conftest import FIXED_NOW, World
 from tests.harden import encrypt, header_length, report
-from tests.test_harden_tamper import rebuild
+from tests.harden.test_tamper import rebuild
 
 OTHER = "globex"
 

@@ -12,8 +12,8 @@ from kmsbridge.lifecycle.backup import export_org, import_backup
 from kmsbridge.lifecycle.rewrap import rewrap_org
 from kmsbridge.lifecycle.rotation import public_key_for_encryption, rotate
 from tests.conftest import FIXED_NOW, World
-from tests.test_lifecycle import BarrierStore, encrypt
-from tests.test_rewrap import Crash, assert_all_on, crash_after_call, disable, play_all
+from tests.lifecycle.test_rewrap import Crash, assert_all_on, crash_after_call, disable, play_all
+from tests.lifecycle.test_rotation import BarrierStore, encrypt
 
 pytestmark = pytest.mark.server
 DAY = timedelta(days=1)

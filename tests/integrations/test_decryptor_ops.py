@@ -85,7 +85,7 @@ def dead_kms_app(setup: Setup) -> LambdaApp:
     )
     world = setup.world
     decryptor = Decryptor(world.store, KekWrapper(dead), now=world.clock)
-    return LambdaApp(setup.app.config, world.clients, decryptor=decryptor)
+    return LambdaApp(Services(setup.app.config, clients=world.clients, decryptor=decryptor))
 
 
 # ---------------------------------------------------------------- unwrap
