@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from typing import TypeGuard
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -75,8 +76,13 @@ def validate_org(org: object) -> str:
     return org
 
 
+def is_kek_id(text: object) -> TypeGuard[str]:
+    """A KEK id: 64 lowercase hex characters (the SHA-256 of the public key's SPKI DER)."""
+    return isinstance(text, str) and _KEK_ID_RE.fullmatch(text) is not None
+
+
 def validate_kek_id(kek_id: object) -> str:
-    if not isinstance(kek_id, str) or not _KEK_ID_RE.fullmatch(kek_id):
+    if not is_kek_id(kek_id):
         raise InvalidRequest("a KEK id is 64 lowercase hex characters (SHA-256 of the public key)")
     return kek_id
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, BinaryIO, Protocol
@@ -56,6 +55,7 @@ from kmsbridge.formats import (
     MESSAGE_ID_BYTES,
     PROVIDER_ID,
     TAG_BYTES,
+    is_kek_id,
     recording_context,
 )
 
@@ -67,7 +67,6 @@ IO_BATCH_BYTES = 1024 * 1024
 # A final frame is longer than a regular one by its marker and content length.
 FINAL_EXTRA = FINAL_FRAME_OVERHEAD - FRAME_OVERHEAD
 _FINAL_MARKER = FINAL_FRAME_MARKER.to_bytes(4, "big")
-_KEK_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class DataKeySource(Protocol):
@@ -108,7 +107,7 @@ def kek_data_key(header: MessageHeader) -> tuple[str, bytes]:
         kek_id = ours[0].key_info.decode("ascii")
     except UnicodeDecodeError:
         raise IntegrityError("the recording's KEK id is malformed") from None
-    if not _KEK_ID.fullmatch(kek_id):
+    if not is_kek_id(kek_id):
         raise IntegrityError("the recording's KEK id is malformed")
     return kek_id, ours[0].ciphertext
 

@@ -268,8 +268,8 @@ def test_usage_errors_global_options_and_unreachable_aws(moto_server: str, tmp_p
         assert "--help')" in run.err
     assert_fails(runs[5], "INVALID_REQUEST")
     assert "max age must be 0 to 30 seconds" in runs[5].err
-    assert_fails(runs[6], "INTERNAL")
-    assert "unreachable" in runs[6].err
+    assert_fails(runs[6], "UNAVAILABLE")  # the key table is down: retry later, exit 7
+    assert "unreachable" in runs[6].err and "retry later" in runs[6].err
     assert runs[7].code == 0 and runs[7].json()["created"] is True  # type: ignore[index]
     debug = runs[8]  # --debug: the traceback, then the same one line last
     assert debug.code == exit_codes.NOT_FOUND and "Traceback" in debug.err

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from kmsbridge.aws import AwsClients
-from kmsbridge.errors import ConflictError, NotFound
+from kmsbridge.errors import ConfigurationError, ConflictError, NotFound
 from kmsbridge.keys.records import KekRecord, OrgRecord
 from kmsbridge.keys.table import KeyStore
 
@@ -113,7 +113,8 @@ def test_missing_things_are_not_found(store: KeyStore, aws: AwsClients) -> None:
         store.get_org("nobody")
     with pytest.raises(NotFound):
         store.get_kek(ORG, "f" * 64)
-    with pytest.raises(NotFound, match="table create"):
+    # A missing table is the operator's configuration, not a missing org: exit 2, named.
+    with pytest.raises(ConfigurationError, match="'no-such-table' does not exist.*table create"):
         KeyStore(aws.client("dynamodb"), "no-such-table").get_org(ORG)
 
 
@@ -127,8 +128,6 @@ def test_creating_an_existing_table_says_so(store: KeyStore) -> None:
 def test_missing_credentials_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    from kmsbridge.errors import InternalError
-
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
@@ -136,5 +135,5 @@ def test_missing_credentials_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     session = boto3.Session(region_name="us-east-1")
     store = KeyStore(session.client("dynamodb", endpoint_url="http://127.0.0.1:9"), "t")
-    with pytest.raises(InternalError, match="no AWS credentials"):
+    with pytest.raises(ConfigurationError, match="no AWS credentials"):
         store.get_org(ORG)
