@@ -298,8 +298,8 @@ def _refuse_unusable(backend: Any, key_id: str) -> None:
 
 
 @contextmanager
-def embedded_aws(region: str = "us-east-1") -> Iterator[str]:
-    """Start moto's server on 127.0.0.1 (a free port) and yield its endpoint URL.
+def embedded_aws(region: str = "us-east-1", port: int = 0) -> Iterator[str]:
+    """Start moto's server on 127.0.0.1 (``port``, 0 = a free one) and yield its endpoint URL.
 
     Sets dummy credentials and the endpoint in this process's environment for the
     duration (so any boto3 client built inside reaches only loopback), then restores them.
@@ -310,7 +310,7 @@ def embedded_aws(region: str = "us-east-1") -> Iterator[str]:
     enforce_kek_deny_statements()
     serialize_dynamodb_writes()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on the terminal
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
