@@ -20,6 +20,7 @@ import pytest
 from tests.export.gnupg import gnupg_home, needs_gpg
 
 pytestmark = [pytest.mark.server, needs_gpg]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -92,6 +93,7 @@ def test_dev_server_jobs_work_and_a_pgp_export(
                          str(tmp_path / rid), str(tmp_path / f"{rid}.enc"))  # fmt: skip
         assert done.returncode == 0, done.stderr
         s3.upload_file(str(tmp_path / f"{rid}.enc"), "recordings", f"in/{rid}.enc")
+    assert readme_invoker_plays(env, tmp_path, "call-1") == plain["call-1"]
     with gnupg_home() as gpg:
         recipient = gpg.generate("Customer <customer@example.com>")
         (tmp_path / "customer.asc").write_bytes(gpg.public(recipient))
@@ -121,6 +123,22 @@ def test_dev_server_jobs_work_and_a_pgp_export(
     server.send_signal(signal.SIGINT)
     assert server.wait(timeout=30) == 0
     assert server.stderr is not None and "stopped" in server.stderr.read()
+
+
+def readme_invoker_plays(env: dict[str, str], folder: Path, rid: str) -> bytes:
+    """Run the README's local-invoker example as a playback service would, in ``folder``."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## A laptop loop", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace(
+        '"lambda/decryptor/handler.py"', repr(str(ROOT / "lambda/decryptor/handler.py"))
+    )
+    (folder / "call-1.wav").unlink(missing_ok=True)
+    played = subprocess.run(
+        [sys.executable, "-c", code], cwd=folder, env=env, capture_output=True, text=True
+    )
+    assert played.returncode == 0, played.stderr
+    return (folder / "call-1.wav").read_bytes()
 
 
 def test_jobs_work_needs_a_queue_and_dev_server_a_valid_port(tmp_path: Path) -> None:
