@@ -1,9 +1,12 @@
 """``kmsbridge export``: recordings re-encrypted for the customer, as a zip or as a bulk job.
 
-    kmsbridge export ORG (--to-cert CERT.pem | --to-kms-key ARN) -o archive.zip RECORDINGS...
+    kmsbridge export ORG (--to-cert CERT.pem | --to-kms-key ARN | --to-pgp KEY.asc)
+                     [--sign-key ARN] -o archive.zip RECORDINGS...
     kmsbridge export start ORG --source-bucket B --dest-bucket D --queue-url URL
-                           (--to-cert CERT.pem | --to-kms-key ARN) [KEYS... | --source-prefix P]
+                           (--to-cert ... | --to-kms-key ... | --to-pgp ...) [--sign-key ARN]
+                           [KEYS... | --source-prefix P]
     kmsbridge export status s3://D/PREFIX/JOB
+    kmsbridge export verify archive.zip [--signer signer.pem] [--key KEY]
 
 ``start`` and ``status`` are words of this command, so they cannot name an org here.
 """
@@ -28,7 +31,9 @@ def register(subparsers: Any) -> None:
             "RECORDINGS...' writes a zip with manifest.json; 'export start ORG --source-bucket B "
             "--dest-bucket D --queue-url URL (--to-cert ... | --to-kms-key ...) [KEYS... | "
             "--source-prefix P]' queues a bulk job; 'export status s3://D/PREFIX/JOB' shows "
-            "its progress. 'start' and 'status' cannot name an org here."
+            "its progress; 'export verify archive.zip [--signer PEM] [--key KEY]' checks an "
+            "archive. Recipients: --to-cert, --to-kms-key or --to-pgp KEY.asc (OpenPGP, what "
+            "gpg --decrypt reads). 'start', 'status' and 'verify' cannot name an org here."
         ),
     )
     _options(exp)
@@ -48,6 +53,16 @@ def _options(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--to-cert", metavar="CERT.pem", help="recipient X.509 certificate")
     target.add_argument("--to-kms-key", metavar="ARN", help="the customer's own KMS key")
+    target.add_argument("--to-pgp", metavar="KEY.asc", help="recipient OpenPGP public key")
+    parser.add_argument(
+        "--sign-key",
+        metavar="ARN",
+        help="KMS ECC_NIST_P384 key that signs the manifest (default: "
+        "KMSBRIDGE_EXPORT_SIGNING_KEY)",
+    )
+    check = parser.add_argument_group("verify")
+    check.add_argument("--signer", metavar="signer.pem", help="the signer's public key to pin")
+    check.add_argument("--key", metavar="KEY", help="recipient's secret key: check plaintexts too")
     parser.add_argument("-o", "--out", metavar="archive.zip", help="zip to write (ORG form)")
     job = parser.add_argument_group("bulk job (start)")
     job.add_argument("--source-bucket", help="bucket holding the recordings")
@@ -80,6 +95,10 @@ def export(ctx: Context) -> int:
         return _status(ctx)
     if command == "start":
         return _start(ctx)
+    if command == "verify":
+        from kmsbridge.cli.export_custody import verify
+
+        return verify(ctx)
     return _archive(ctx)
 
 
@@ -92,7 +111,11 @@ def _target(ctx: Context) -> Any:
         return certificate_target(Path(a.to_cert).read_bytes())
     if a.to_kms_key:
         return kms_target(a.to_kms_key)
-    raise InvalidRequest("name the recipient: --to-cert CERT.pem or --to-kms-key ARN")
+    if a.to_pgp:
+        from kmsbridge.cli.export_custody import pgp_recipient_target
+
+        return pgp_recipient_target(ctx, a.to_pgp)
+    raise InvalidRequest("name the recipient: --to-cert CERT.pem, --to-kms-key ARN or --to-pgp KEY")
 
 
 def _archive(ctx: Context) -> int:
@@ -102,8 +125,16 @@ def _archive(ctx: Context) -> int:
     a = ctx.args
     if not a.out:
         raise InvalidRequest("name the archive to write: -o archive.zip")
+    from kmsbridge.cli.export_custody import manifest_signer
+
     manifest = export_archive(
-        a.org, a.items, a.out, decryptor=ctx.decryptor, target=_target(ctx), clients=ctx.clients
+        a.org,
+        a.items,
+        a.out,
+        decryptor=ctx.decryptor,
+        target=_target(ctx),
+        clients=ctx.clients,
+        signer=manifest_signer(ctx),
     )
     count = len(manifest["recordings"])
     ctx.emit(
@@ -137,6 +168,7 @@ def _start(ctx: Context) -> int:
         target=target,
         dest_prefix=a.dest_prefix,
         batch_size=a.batch_size,
+        signing_key=a.sign_key or os.environ.get("KMSBRIDGE_EXPORT_SIGNING_KEY") or None,
     )
     ctx.emit(
         {"job": job.uri, "org": org, "recordings": len(set(keys))},

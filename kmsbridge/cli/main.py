@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "legacy",
     "export",
     "lambda_cmd",
+    "dev",
 )
 
 

@@ -17,6 +17,12 @@ one lock around moto's write operations so concurrency tests see DynamoDB's beha
 moto stores a key policy set through PutKeyPolicy but never evaluates it.
 ``enforce_kek_deny_statements`` makes moto honour exactly one kind of statement, the one
 revocation by period relies on (see ``kms_policy_denies`` for what matches and what not).
+
+moto's Sign ignores ``MessageType=DIGEST`` and hashes the digest again, so its signature
+verifies over the digest, not over the message. ``enforce_kms_sign_digest`` makes Sign
+with DIGEST sign the given digest as AWS documents ("KMS skips the hashing step"; the
+digest's length must match the signing algorithm's hash) for ECC keys, and refuses Sign
+under a key that is not Enabled, as for Encrypt and Decrypt.
 """
 
 from __future__ import annotations
@@ -69,6 +75,61 @@ def enforce_kms_key_states() -> None:
     setattr(KmsBackend, "decrypt", decrypt)  # noqa: B010
     _PATCHED = True
     enforce_kek_deny_statements()
+    enforce_kms_sign_digest()
+
+
+# ------------------------------------------------------------------ Sign with DIGEST
+
+_SIGN_PATCHED = False
+_SIGN_CALL = threading.local()  # the MessageType of the Sign request this thread serves
+
+
+def enforce_kms_sign_digest() -> None:
+    """Make moto's Sign honour ``MessageType=DIGEST`` (ECC keys) and key states (idempotent)."""
+    global _SIGN_PATCHED
+    if _SIGN_PATCHED:
+        return
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    from moto.core.exceptions import JsonRESTError
+    from moto.kms.models import KmsBackend
+    from moto.kms.responses import KmsResponse
+    from moto.kms.utils import ECDSAPrivateKey
+
+    original_response = KmsResponse.sign
+    original_backend = KmsBackend.sign
+    original_ecdsa = ECDSAPrivateKey.sign
+    by_size = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
+
+    def response_sign(self: Any) -> str:
+        _SIGN_CALL.digest = self._get_param("MessageType") == "DIGEST"
+        try:
+            return str(original_response(self))
+        finally:
+            _SIGN_CALL.digest = False
+
+    def backend_sign(self: Any, key_id: str, message: bytes, signing_algorithm: str) -> Any:
+        _refuse_unusable(self, self.any_id_to_key_id(key_id))
+        hash_algorithm = by_size.get(str(signing_algorithm)[-3:])
+        digest = getattr(_SIGN_CALL, "digest", False)
+        if digest and hash_algorithm is not None and len(message) != hash_algorithm.digest_size:
+            raise JsonRESTError(
+                "ValidationException",
+                f"Digest is invalid length for algorithm {signing_algorithm}.",
+            )
+        return original_backend(self, key_id, message, signing_algorithm)
+
+    def ecdsa_sign(key: Any, message: bytes, signing_algorithm: str) -> bytes:
+        if not getattr(_SIGN_CALL, "digest", False):
+            return bytes(original_ecdsa(key, message, signing_algorithm))
+        original_ecdsa(key, message, signing_algorithm)  # moto's own algorithm check
+        prehashed = utils.Prehashed(by_size[signing_algorithm[-3:]])
+        return bytes(key.private_key.sign(message, ec.ECDSA(prehashed)))
+
+    setattr(KmsResponse, "sign", response_sign)  # noqa: B010 - a documented patch of moto
+    setattr(KmsBackend, "sign", backend_sign)  # noqa: B010
+    setattr(ECDSAPrivateKey, "sign", ecdsa_sign)  # noqa: B010
+    _SIGN_PATCHED = True
 
 
 # ------------------------------------------------------------------ key policies
@@ -237,8 +298,8 @@ def _refuse_unusable(backend: Any, key_id: str) -> None:
 
 
 @contextmanager
-def embedded_aws(region: str = "us-east-1") -> Iterator[str]:
-    """Start moto's server on 127.0.0.1 (a free port) and yield its endpoint URL.
+def embedded_aws(region: str = "us-east-1", port: int = 0) -> Iterator[str]:
+    """Start moto's server on 127.0.0.1 (``port``, 0 = a free one) and yield its endpoint URL.
 
     Sets dummy credentials and the endpoint in this process's environment for the
     duration (so any boto3 client built inside reaches only loopback), then restores them.
@@ -249,7 +310,7 @@ def embedded_aws(region: str = "us-east-1") -> Iterator[str]:
     enforce_kek_deny_statements()
     serialize_dynamodb_writes()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on the terminal
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"

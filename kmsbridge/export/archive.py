@@ -1,26 +1,33 @@
 """Export: recordings taken out, re-encrypted for the customer, with a manifest.
 
-Two targets: a recipient X.509 certificate (CMS EnvelopedData in DER, AES-256-CBC, RSA
-key transport: what ``openssl smime -decrypt -inform DER -binary`` reads), or the
-customer's own KMS key (an AWS Encryption SDK message from a strict KMS master key
-provider, its encryption context naming the org, the recording and ``purpose=export``).
+Three targets: a recipient X.509 certificate (CMS EnvelopedData in DER, AES-256-CBC, RSA
+key transport: what ``openssl smime -decrypt -inform DER -binary`` reads), the customer's
+own KMS key (an AWS Encryption SDK message from a strict KMS master key provider, its
+encryption context naming the org, the recording and ``purpose=export``), or an OpenPGP
+certificate (what ``gpg --decrypt`` reads, see ``export/pgp.py``).
 
 Sources are kmsbridge recordings (ESDK messages) or PKCS#7 files of an imported key; both
 are decrypted through the decryptor, so a revoked KMS key stops an export as it stops
 playback. Plaintext never touches disk: each recording is decrypted into memory, hashed,
 re-encrypted and dropped. cryptography's CMS builder takes and returns whole byte
 strings, so a recording is held whole, at most ``MAX_EXPORT_RECORDING_BYTES`` of
-plaintext; peak memory is about twice the largest recording.
+plaintext; peak memory is about twice the largest recording. The PGP target streams
+instead (bounded memory; one recording's ciphertext in a private temporary folder).
+
+The manifest lists, per recording, the plaintext's size and SHA-256 and the exported
+file's SHA-256 (``file_sha256``), so ``export verify`` (and ``openssl dgst``) can check
+the files without any key, and the plaintext with the recipient's key.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import os
-import re
+import shutil
+import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,10 +43,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kmsbridge.aws import AwsClients, error_for
-from kmsbridge.clock import iso, utcnow
 from kmsbridge.crypto import cms
 from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
+from kmsbridge.export.manifest import MANIFEST_NAME, entry_name, make_manifest, manifest_json
+from kmsbridge.export.pgp import PGP_SUFFIX, PgpRecipient, encrypt_to_file, pgp_recipient
+from kmsbridge.export.signing import ManifestSigner
 from kmsbridge.files import atomic_output
 from kmsbridge.formats import (
     CONTEXT_ORG,
@@ -55,23 +64,27 @@ from kmsbridge.recordings.codec import decrypt_stream
 
 MAX_EXPORT_RECORDING_BYTES = 256 * 1024 * 1024
 PURPOSE_EXPORT = "export"
-MANIFEST_NAME = "manifest.json"
+_COPY_CHUNK = 1024 * 1024
 _ESDK_MESSAGE_VERSION = 0x02  # first byte of an ESDK v2 message; CMS DER starts with 0x30
 
 
 @dataclass(frozen=True)
 class ExportTarget:
-    """Whom the export is for: a certificate (``kind`` "cms") or a KMS key ("kms")."""
+    """Whom the export is for: a certificate (``kind`` "cms"), a KMS key ("kms") or an
+    OpenPGP certificate ("pgp")."""
 
     kind: str
     certificate: x509.Certificate | None = field(default=None, repr=False)
     kms_key_arn: str | None = None
+    pgp: PgpRecipient | None = None
 
     @property
     def suffix(self) -> str:
-        return ".p7m" if self.kind == "cms" else ".esdk"
+        return {"cms": ".p7m", "pgp": PGP_SUFFIX}.get(self.kind, ".esdk")
 
     def describe(self) -> dict[str, str]:
+        if self.pgp is not None:
+            return self.pgp.describe()
         if self.certificate is not None:
             return {
                 "format": "cms",
@@ -105,15 +118,22 @@ def kms_target(arn: str) -> ExportTarget:
     return ExportTarget("kms", kms_key_arn=arn)
 
 
+def pgp_target(data: bytes, now: datetime | None = None) -> ExportTarget:
+    """An OpenPGP public key (armored or binary) that can receive now (``pgp_recipient``)."""
+    return ExportTarget("pgp", pgp=pgp_recipient(data, now))
+
+
 @dataclass(frozen=True)
 class ExportedRecording:
-    """One re-encrypted recording; the manifest entry is everything but the ciphertext."""
+    """One re-encrypted recording; the manifest entry is everything but the ciphertext,
+    which is bytes, or for a streamed target a temporary file (``discard`` removes it)."""
 
     recording_id: str
     size: int
     sha256: str
     kek_id: str
-    ciphertext: bytes = field(repr=False)
+    ciphertext: bytes | Path = field(repr=False)
+    file_sha256: str = ""
 
     def manifest_entry(self, file: str) -> dict[str, Any]:
         return {
@@ -121,8 +141,18 @@ class ExportedRecording:
             "file": file,
             "size": self.size,
             "sha256": self.sha256,
+            "file_sha256": self.file_sha256,
             "kek": self.kek_id,
         }
+
+    def open_ciphertext(self) -> BinaryIO:
+        if isinstance(self.ciphertext, Path):
+            return open(self.ciphertext, "rb")
+        return io.BytesIO(self.ciphertext)
+
+    def discard(self) -> None:
+        if isinstance(self.ciphertext, Path):
+            self.ciphertext.unlink(missing_ok=True)
 
 
 class Exporter:
@@ -147,25 +177,64 @@ class Exporter:
         self._esdk = aws_encryption_sdk.EncryptionSDKClient(
             commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
         )
+        self._spool: Path | None = None
+
+    def __enter__(self) -> Exporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the temporary folder of streamed targets (ciphertext only) if any."""
+        if self._spool is not None:
+            shutil.rmtree(self._spool, ignore_errors=True)
+            self._spool = None
 
     def export(self, source: BinaryIO, *, name: str) -> ExportedRecording:
         """Re-encrypt one recording (ESDK or PKCS#7) read from ``source``."""
+        if self.target.pgp is not None:
+            return self._export_pgp(source, name, self.target.pgp)
         sink = _BoundedSink(self.max_bytes)
+        recording_id, kek_id = self._decrypt(source, sink, name)
+        ciphertext = self._encrypt(sink.data, recording_id)
+        return ExportedRecording(
+            recording_id,
+            sink.size,
+            sink.hash.hexdigest(),
+            kek_id,
+            ciphertext,
+            hashlib.sha256(ciphertext).hexdigest(),
+        )
+
+    def _decrypt(self, source: BinaryIO, sink: _BoundedSink, name: str) -> tuple[str, str]:
         first = source.read(1)
         stream = cast(BinaryIO, _Prefixed(first, source))
         out = cast(IO[bytes], sink)
         if first and first[0] == _ESDK_MESSAGE_VERSION:
             info = decrypt_stream(stream, out, org=self.org, data_keys=self.decryptor)
-            recording_id, kek_id = info.recording_id, info.kek_id
-        else:
-            legacy = decrypt_cms_stream(
-                stream, out, org=self.org, decryptor=self.decryptor, name=name
-            )
-            recording_id, kek_id = name, legacy.kek_id
-        ciphertext = self._encrypt(sink.data, recording_id)
+            return info.recording_id, info.kek_id
+        legacy = decrypt_cms_stream(stream, out, org=self.org, decryptor=self.decryptor, name=name)
+        return name, legacy.kek_id
+
+    def _export_pgp(self, source: BinaryIO, name: str, pgp: PgpRecipient) -> ExportedRecording:
+        spool = self._spool_dir(pgp)
+        output = spool / f"{os.urandom(8).hex()}{PGP_SUFFIX}"
+
+        def feed(pipe: IO[bytes]) -> tuple[str, str, _BoundedSink]:
+            sink = _BoundedSink(self.max_bytes, through=pipe)
+            return (*self._decrypt(source, sink, name), sink)
+
+        recording_id, kek_id, sink = encrypt_to_file(spool / "recipient.pgp", output, feed)
         return ExportedRecording(
-            recording_id, len(sink.data), sink.hash.hexdigest(), kek_id, ciphertext
+            recording_id, sink.size, sink.hash.hexdigest(), kek_id, output, _sha256_file(output)
         )
+
+    def _spool_dir(self, pgp: PgpRecipient) -> Path:
+        if self._spool is None:
+            self._spool = Path(tempfile.mkdtemp(prefix="kmsbridge-export-"))  # mode 0700
+            (self._spool / "recipient.pgp").write_bytes(pgp.certificate)
+        return self._spool
 
     def _encrypt(self, plaintext: bytearray, recording_id: str) -> bytes:
         if self.target.certificate is not None:
@@ -195,73 +264,75 @@ def export_archive(
     target: ExportTarget,
     clients: AwsClients | None = None,
     now: datetime | None = None,
+    signer: ManifestSigner | None = None,
 ) -> dict[str, Any]:
-    """A zip of re-encrypted recordings and ``manifest.json``; all of it, or nothing."""
+    """A zip of re-encrypted recordings and ``manifest.json`` (signed by ``signer`` if
+    given, see ``export/signing.py``); all of it, or nothing."""
     if not sources:
         raise InvalidRequest("name at least one recording to export")
-    exporter = Exporter(org, decryptor, target, clients)
     entries: list[dict[str, Any]] = []
     names: set[str] = set()
-    with atomic_output(archive) as out, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+    with (
+        Exporter(org, decryptor, target, clients) as exporter,
+        atomic_output(archive) as out,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf,
+    ):
         for path in sources:
             with open(path, "rb") as src:
                 exported = exporter.export(src, name=Path(path).name)
             file = entry_name(exported.recording_id, target.suffix)
             if file in names:
+                exported.discard()
                 raise InvalidRequest(f"recording {exported.recording_id!r} is named twice")
             names.add(file)
-            zf.writestr(file, exported.ciphertext)
+            with exported.open_ciphertext() as body, zf.open(file, "w", force_zip64=True) as dst:
+                shutil.copyfileobj(body, dst, _COPY_CHUNK)
+            exported.discard()
             entries.append(exported.manifest_entry(file))
         manifest = make_manifest(org, target.describe(), entries, now)
-        zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        manifest_bytes = manifest_json(manifest)
+        zf.writestr(MANIFEST_NAME, manifest_bytes)
+        if signer is not None:
+            for name, data in signer.sign_manifest(manifest_bytes).items():
+                zf.writestr(name, data)
     return manifest
-
-
-def make_manifest(
-    org: str, target: Mapping[str, str], entries: list[dict[str, Any]], now: datetime | None = None
-) -> dict[str, Any]:
-    """The manifest: org, when, for whom (``ExportTarget.describe``), and each recording."""
-    return {
-        "kmsbridge_export": 1,
-        "org": org,
-        "created_at": iso(now or utcnow()),
-        **target,
-        "recordings": entries,
-    }
-
-
-_SAFE = re.compile(r"[A-Za-z0-9._-]{1,100}")
-
-
-def entry_name(recording_id: str, suffix: str) -> str:
-    """A file name for a recording id: itself if safe, else a safe prefix and a short hash."""
-    if _SAFE.fullmatch(recording_id) and recording_id not in (".", ".."):
-        return f"recordings/{recording_id}{suffix}"
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", recording_id)[:80]
-    digest = hashlib.sha256(recording_id.encode("utf-8")).hexdigest()[:12]
-    return f"recordings/{safe}-{digest}{suffix}"
 
 
 # ---------------------------------------------------------------- internals
 
 
 class _BoundedSink:
-    """Plaintext in memory, hashed as it arrives, refused beyond ``limit`` bytes."""
+    """Plaintext hashed as it arrives, refused beyond ``limit`` bytes: kept in memory, or
+    passed ``through`` to a stream (the PGP child's pipe)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, through: IO[bytes] | None = None) -> None:
         self.limit = limit
         self.data = bytearray()
+        self.size = 0
         self.hash = hashlib.sha256()
+        self._through = through
 
     def write(self, chunk: Any) -> int:
         n = len(chunk)
-        if len(self.data) + n > self.limit:
+        if self.size + n > self.limit:
             raise InvalidRequest(
                 f"a recording is larger than the export limit of {self.limit} bytes"
             )
-        self.data += chunk
+        if self._through is not None:
+            self._through.write(chunk)
+        else:
+            self.data += chunk
+        self.size += n
         self.hash.update(chunk)
         return n
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_COPY_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class _Prefixed:

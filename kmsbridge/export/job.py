@@ -4,7 +4,10 @@
 (``s3://DEST/PREFIX/JOB_ID/``) and sends one SQS message per batch of source keys:
 ``{"type": "export", "job": ..., "batch": N, "org": ..., "source_bucket": ...,
 "keys": [...], "dest_bucket": ..., "job_prefix": ..., "certificate": <base64 DER> |
-"kms_key": ARN}``. The jobs Lambda gives each message to ``process_export_batch``.
+"kms_key": ARN | "pgp": <base64 of the OpenPGP certificate>}``. The jobs Lambda gives
+each message to ``process_export_batch``. With ``signing_key`` (a KMS ECC_NIST_P384
+SIGN_VERIFY key, recorded in ``job.json``) the manifest gets ``manifest.json.sig`` and
+``manifest-signer.pem`` beside it (``export/signing.py``).
 
 Idempotent, because SQS delivers at least once: every output key is derived from its
 source key (``recordings/...``); an output that exists is reused, not rewritten, and
@@ -38,10 +41,11 @@ from kmsbridge.export.archive import (
     Exporter,
     ExportTarget,
     certificate_target,
-    entry_name,
     kms_target,
-    make_manifest,
+    pgp_target,
 )
+from kmsbridge.export.manifest import MANIFEST_NAME, entry_name, make_manifest, manifest_json
+from kmsbridge.export.signing import ManifestSigner
 from kmsbridge.formats import validate_org
 
 DEFAULT_BATCH_SIZE = 20
@@ -94,6 +98,7 @@ def start_export_job(
     dest_prefix: str = "exports/",
     batch_size: int = DEFAULT_BATCH_SIZE,
     now: datetime | None = None,
+    signing_key: str | None = None,
 ) -> JobRef:
     """Record the job in S3 and queue its batches; returns where its results will be."""
     validate_org(org)
@@ -116,6 +121,9 @@ def start_export_job(
         "recordings": len(keys),
         **target.describe(),
     }
+    if signing_key is not None:
+        ManifestSigner(clients, signing_key).public_key_pem()  # refuse a wrong key now
+        record["signing_key"] = signing_key
     s3 = clients.client("s3")
     with translated("s3", "the job folder"):
         s3.put_object(
@@ -143,6 +151,8 @@ def _message_common(
 
         der = target.certificate.public_bytes(Encoding.DER)
         common["certificate"] = base64.b64encode(der).decode("ascii")
+    elif target.pgp is not None:
+        common["pgp"] = base64.b64encode(target.pgp.certificate).decode("ascii")
     else:
         common["kms_key"] = target.kms_key_arn
     return common
@@ -176,15 +186,15 @@ def process_export_batch(
     result_key = f"{job.prefix}results/batch-{batch:06d}.json"
     done = _get_json(s3, job.bucket, result_key)
     if done is None:
-        exporter = Exporter(org, decryptor, target, clients)
         source_bucket = str(message["source_bucket"])
-        entries = [
-            _export_object(s3, exporter, source_bucket, key, job, target.suffix) for key in keys
-        ]
+        with Exporter(org, decryptor, target, clients) as exporter:
+            entries = [
+                _export_object(s3, exporter, source_bucket, key, job, target.suffix) for key in keys
+            ]
         done = {"job": job.job_id, "batch": batch, "recordings": entries}
         with translated("s3", "the job folder"):
             s3.put_object(Bucket=job.bucket, Key=result_key, Body=_json(done))
-    _finish_if_complete(s3, job)
+    _finish_if_complete(s3, job, clients)
     return done
 
 
@@ -200,6 +210,8 @@ def _parse_message(
             raise InvalidRequest("an export message's keys must be a list of S3 keys")
         if "certificate" in message:
             target = certificate_target(base64.b64decode(message["certificate"]), now)
+        elif "pgp" in message:
+            target = pgp_target(base64.b64decode(message["pgp"]), now)
         else:
             target = kms_target(str(message["kms_key"]))
     except (KeyError, TypeError, ValueError, binascii.Error):
@@ -234,17 +246,21 @@ def _export_new(
         "recording": exported.recording_id,
         "size": exported.size,
         "sha256": exported.sha256,
+        "file_sha256": exported.file_sha256,
         "kek": exported.kek_id,
     }
     metadata = {k: quote(str(v), safe="") for k, v in found.items()}
     try:
-        s3.put_object(
-            Bucket=bucket, Key=output, Body=exported.ciphertext, Metadata=metadata, IfNoneMatch="*"
-        )
+        with exported.open_ciphertext() as ciphertext:
+            s3.put_object(
+                Bucket=bucket, Key=output, Body=ciphertext, Metadata=metadata, IfNoneMatch="*"
+            )
     except ClientError as exc:
         if client_error_code(exc) not in ("PreconditionFailed", "412"):
             raise error_for(exc, "s3", what=f"the export s3://{bucket}/{output}") from exc
         return _head(s3, bucket, output) or found  # another delivery wrote it first
+    finally:
+        exported.discard()
     return found
 
 
@@ -261,6 +277,7 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
         "recording": meta.get("recording"),
         "size": int(meta.get("size", "0")),
         "sha256": meta.get("sha256"),
+        "file_sha256": meta.get("file_sha256"),
         "kek": meta.get("kek"),
     }
 
@@ -268,13 +285,14 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- manifest and status
 
 
-def _finish_if_complete(s3: Any, job: JobRef) -> dict[str, Any] | None:
+def _finish_if_complete(s3: Any, job: JobRef, clients: AwsClients) -> dict[str, Any] | None:
     record = _job_record(s3, job)
     results = _results(s3, job)
     if len(results) < int(record["batches"]):
         return None
     entries = [e for r in sorted(results, key=lambda r: int(r["batch"])) for e in r["recordings"]]
-    target = {k: record[k] for k in record if k.startswith(("format", "certificate_", "kms_"))}
+    described = ("format", "certificate_", "kms_", "pgp_")
+    target = {k: record[k] for k in record if k.startswith(described)}
     exported = [e for e in entries if e["ok"]]
     manifest = make_manifest(record["org"], target, exported, parse_iso(record["created_at"]))
     manifest |= {
@@ -282,8 +300,17 @@ def _finish_if_complete(s3: Any, job: JobRef) -> dict[str, Any] | None:
         "source_bucket": record["source_bucket"],
         "failed": [e for e in entries if not e["ok"]],
     }
+    body = manifest_json(manifest)
+    # Signed before anything is written: a manifest is published with its signature or not.
+    extra = (
+        ManifestSigner(clients, record["signing_key"]).sign_manifest(body)
+        if record.get("signing_key")
+        else {}
+    )
     with translated("s3", "the job folder"):
-        s3.put_object(Bucket=job.bucket, Key=job.prefix + "manifest.json", Body=_json(manifest))
+        for name, data in extra.items():
+            s3.put_object(Bucket=job.bucket, Key=job.prefix + name, Body=data)
+        s3.put_object(Bucket=job.bucket, Key=job.prefix + MANIFEST_NAME, Body=body)
     return manifest
 
 

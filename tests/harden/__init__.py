@@ -1,4 +1,4 @@
-"""Helpers shared by the hardening suites (tests/test_harden_*.py): no fakes of AWS here."""
+"""Helpers shared by the hardening suites (tests/harden/test_*.py): no fakes of AWS here."""
 
 from __future__ import annotations
 

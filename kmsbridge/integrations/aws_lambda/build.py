@@ -14,6 +14,9 @@ Not in the zip:
   nothing to what the function can do.
 - What the function never imports: the CLI, the build itself, the moto-based embedded
   AWS, caches and bytecode (``__pycache__``, ``*.pyc``) and type stubs.
+- pysequoia (the OpenPGP library of the PGP export target, a 9 MB native module) in any
+  zip but ``jobs.zip``: only the bulk export job encrypts for PGP recipients
+  (``HANDLER_ONLY_DEPENDENCIES``).
 
 Deterministic: entries sorted, fixed timestamps and permissions, so the same sources and
 wheels give the same zip, byte for byte.
@@ -42,6 +45,8 @@ PYTHON_VERSION = "3.11"
 PROVIDED_BY_RUNTIME = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )
+# Distributions (with no dependencies of their own) that only some handlers import.
+HANDLER_ONLY_DEPENDENCIES = {"pysequoia": frozenset({"jobs"})}
 EXCLUDED_PACKAGE_PATHS = (
     "kmsbridge/cli/",
     "kmsbridge/devtools/",
@@ -99,6 +104,7 @@ def build(out_dir: Path, arch: str = "x86_64", root: Path | None = None) -> list
         built = []
         for name in handlers:
             files = {"handler.py": root / "lambda" / name / "handler.py", **shared}
+            files = {a: p for a, p in files.items() if _needed_by(a, name)}
             built.append(write_zip(out_dir / f"{name}.zip", files, name))
         return built
 
@@ -194,6 +200,13 @@ def write_zip(path: Path, files: dict[str, Path], name: str) -> BuiltZip:
     temp.replace(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return BuiltZip(name, path, path.stat().st_size, digest)
+
+
+def _needed_by(arcname: str, handler: str) -> bool:
+    """False for a file of a distribution that ``handler`` never imports."""
+    top = arcname.split("/", 1)[0]
+    name = _normalize(top.split("-", 1)[0] if top.endswith(".dist-info") else top)
+    return handler in HANDLER_ONLY_DEPENDENCIES.get(name, frozenset({handler}))
 
 
 def _dist_name(requirement: str) -> str:

@@ -19,10 +19,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kmsbridge.aws import error_for
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
+from kmsbridge.export.job import process_export_batch
 from kmsbridge.formats import validate_org
 from kmsbridge.keys.kms import KekWrapper, validate_key_arns
 from kmsbridge.keys.table import KeyStore
 from kmsbridge.lifecycle.rewrap import RewrapResult, rewrap_org
+from kmsbridge.services import Services
 
 # Under kmsbridge.lambda: the Lambda handlers send that logger to stdout as plain lines.
 log = logging.getLogger("kmsbridge.lambda.jobs")
@@ -133,3 +135,13 @@ def run_rewrap(store: KeyStore, kms: KekWrapper, body: Mapping[str, Any]) -> Rew
     if not isinstance(arns, list) or not all(isinstance(a, str) for a in arns):
         raise InvalidRequest("a rewrap job needs 'kms_keys': a list of KMS key ARNs")
     return rewrap_org(store, kms, validate_org(body.get("org")), arns)
+
+
+def job_table(services: Services) -> JobTable:
+    """Every job type and its function, on ``services`` (the Lambda's and ``jobs work``'s)."""
+    return {
+        "rewrap": lambda body: run_rewrap(services.store, services.kms, body),
+        "export": lambda body: process_export_batch(
+            body, clients=services.clients, decryptor=services.decryptor
+        ),
+    }
