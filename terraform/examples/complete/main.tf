@@ -19,14 +19,18 @@ provider "aws" {
   }
 }
 
-# The key policy names the platform roles, and the roles' policies name the key: the
-# modules read each other's outputs, and Terraform orders the resources (roles, then the
-# key, then the role policies).
+# The key policy names the platform roles (by ARN, in aws:PrincipalArn conditions), and
+# the roles' policies name the key: the modules read each other's outputs, and Terraform
+# orders the resources (roles, then the key, then the role policies).
 module "platform" {
   source = "../../modules/platform"
 
-  name_prefix = var.name_prefix
-  orgs        = { for org in var.org_ids : org => [module.customer_key.key_arn] }
+  name_prefix         = var.name_prefix
+  orgs                = { for org in var.org_ids : org => [module.customer_key.key_arn] }
+  export_kms_key_arns = var.export_to_customer_key ? { for org in var.org_ids : org => [module.customer_key.key_arn] } : {}
+
+  operator_trusted_principal_arns = var.operator_trusted_principal_arns
+  alarm_topic_arn                 = var.alarm_topic_arn
 
   decryptor_zip_path = var.decryptor_zip_path
   rotation_zip_path  = var.rotation_zip_path
@@ -50,6 +54,8 @@ module "customer_key" {
   decryptor_role_arn  = module.platform.decryptor_role_arn
   rotation_role_arn   = module.platform.rotation_role_arn
   jobs_role_arn       = module.platform.jobs_role_arn
+  operator_role_arns  = [module.platform.operator_role_arn]
+  export_enabled      = var.export_to_customer_key
   access_mode         = var.access_mode
   revoked_kek_ids     = var.revoked_kek_ids
   alias_name          = "alias/${var.name_prefix}"

@@ -18,17 +18,37 @@ output "table_name" {
   value       = module.platform.table_name
 }
 
-output "decryptor_function_name" {
-  description = "Name of the decryptor function that the playback services invoke."
-  value       = module.platform.decryptor_function_name
+output "operator_role_arn" {
+  description = "The operator role: assume it to run `kmsbridge org add` and to submit jobs."
+  value       = module.platform.operator_role_arn
+}
+
+output "decryptor_invoke_arn" {
+  description = "ARN of the decryptor alias that the playback services invoke."
+  value       = module.platform.decryptor_invoke_arn
 }
 
 output "jobs_queue_url" {
-  description = "URL of the queue for bulk rewrap and export jobs."
+  description = "URL of the queue for bulk rewrap and export jobs (the operator role only)."
   value       = module.platform.jobs_queue_url
 }
 
 output "playback_bucket_name" {
   description = "Name of the bucket for short-lived plaintext playback copies."
   value       = module.platform.playback_bucket_name
+}
+
+output "platform_ca_key_arn" {
+  description = "ARN of the platform CA key: `kmsbridge ca create --kms-key ARN`."
+  value       = module.platform.platform_ca_key_arn
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic of the platform's alarms: subscribe to it."
+  value       = module.platform.alarm_topic_arn
+}
+
+output "alarms" {
+  description = "Each alarm and what it means."
+  value       = module.platform.alarms
 }

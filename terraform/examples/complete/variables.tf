@@ -75,6 +75,34 @@ variable "revoked_kek_ids" {
   }
 }
 
+variable "export_to_customer_key" {
+  description = "Let bulk export encrypt to the customer's key: the jobs role may kms:GenerateDataKey on it with kmsbridge:purpose = export for these orgs (both modules)."
+  type        = bool
+  default     = false
+}
+
+variable "operator_trusted_principal_arns" {
+  description = "Who may assume the operator role that runs `kmsbridge org add` (IAM role or user ARNs); empty: any principal of the platform account allowed by its own IAM policy."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.operator_trusted_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root|(role|user)/[A-Za-z0-9+=,.@_/-]{1,512})$", arn))])
+    error_message = "Each trusted principal must be an IAM root, role or user ARN."
+  }
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic for the platform's alarms; null creates one."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN or null."
+  }
+}
+
 variable "playback_role_arns" {
   description = "IAM roles of the playback services that may invoke the decryptor."
   type        = list(string)

@@ -3,31 +3,53 @@ data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  org_ids = sort(distinct(var.org_ids))
+  partition = data.aws_partition.current.partition
+  org_ids   = sort(distinct(var.org_ids))
 
   # The platform roles reach the key through exactly one of the two modes.
   key_policy_access = var.platform_access_enabled && var.access_mode == "key_policy"
   grant_access      = var.platform_access_enabled && var.access_mode == "grants"
 
-  # Grant operations per platform role: the same actions the key policy statements allow.
-  wrap_operations = ["GenerateDataKey", "Encrypt", "Decrypt"]
-  platform_grantees = merge(
+  # Key policy principals are the platform account's root with an aws:PrincipalArn
+  # condition, not the role ARNs: KMS turns a role principal into the role's unique id, so
+  # a recreated role would silently lose access, and a named role must exist before the key.
+  # https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html#key-policy-elements
+  platform_root = "arn:${local.partition}:iam::${var.platform_account_id}:root"
+
+  wrap_actions = ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]
+
+  # One entry per platform role: who, which actions, under which kmsbridge:purpose.
+  platform_roles = merge(
     {
-      decryptor = { arn = var.decryptor_role_arn, operations = ["Decrypt"] }
-      rotation  = { arn = var.rotation_role_arn, operations = local.wrap_operations }
-      jobs      = { arn = var.jobs_role_arn, operations = ["Decrypt", "Encrypt", "GenerateDataKey"] }
+      decryptor = { sid = "PlatformDecryptorUnwrapKeks", arns = [var.decryptor_role_arn], actions = ["kms:Decrypt"], purpose = "kek" }
+      rotation  = { sid = "PlatformRotationWrapKeks", arns = [var.rotation_role_arn], actions = local.wrap_actions, purpose = "kek" }
+      jobs      = { sid = "PlatformJobsRewrapKeks", arns = [var.jobs_role_arn], actions = local.wrap_actions, purpose = "kek" }
     },
-    { for arn in var.provisioning_role_arns : "provisioning-${element(split("/", arn), length(split("/", arn)) - 1)}" => { arn = arn, operations = local.wrap_operations } },
+    length(var.operator_role_arns) == 0 ? {} : {
+      operator = { sid = "PlatformOperatorWrapKeks", arns = var.operator_role_arns, actions = local.wrap_actions, purpose = "kek" }
+    },
+    var.lkm_role_arn == null ? {} : {
+      lkm = { sid = "PlatformLkmWrapKeks", arns = [var.lkm_role_arn], actions = local.wrap_actions, purpose = "kek" }
+    },
+    # Export to this key: the jobs function encrypts each exported recording's data key
+    # under it (one GenerateDataKey, context purpose=export).
+    var.export_enabled ? {
+      jobs_export = { sid = "PlatformJobsExportToThisKey", arns = [var.jobs_role_arn], actions = ["kms:GenerateDataKey"], purpose = "export" }
+    } : {},
   )
 
-  # One grant per role and org: revoking one grant cuts one role off one org.
-  grants = local.grant_access ? {
-    for pair in setproduct(keys(local.platform_grantees), local.org_ids) : "${pair[0]}/${pair[1]}" => {
-      role       = pair[0]
-      org        = pair[1]
-      grantee    = local.platform_grantees[pair[0]].arn
-      operations = local.platform_grantees[pair[0]].operations
+  # One grant per role ARN and org: revoking one grant cuts one role off one org.
+  grantees = merge([
+    for role, access in local.platform_roles : {
+      for arn in access.arns : "${role == "operator" ? "operator-${element(split("/", arn), length(split("/", arn)) - 1)}" : role}" => {
+        arn        = arn
+        operations = [for action in access.actions : trimprefix(action, "kms:")]
+        purpose    = access.purpose
+      }
     }
+  ]...)
+  grants = local.grant_access ? {
+    for pair in setproduct(keys(local.grantees), local.org_ids) : "${pair[0]}/${pair[1]}" => merge(local.grantees[pair[0]], { role = pair[0], org = pair[1] })
   } : {}
 }
 
@@ -43,14 +65,20 @@ resource "aws_kms_key" "this" {
   enable_key_rotation      = true
   rotation_period_in_days  = var.rotation_period_in_days
   deletion_window_in_days  = var.deletion_window_in_days
-  multi_region             = var.multi_region
-  policy                   = data.aws_iam_policy_document.this.json
-  tags                     = var.tags
+  # ForceNew: changing it after the first apply would plan a new key and the deletion of
+  # this one; prevent_destroy below refuses that plan.
+  multi_region = var.multi_region
+  policy       = data.aws_iam_policy_document.this.json
+  tags         = var.tags
 
   lifecycle {
+    # Destroying the key makes every recording of its orgs unreadable after the deletion
+    # window. Teardown is a deliberate, documented procedure (README, "Teardown").
+    prevent_destroy = true
+
     precondition {
       condition = alltrue([
-        for arn in concat([var.decryptor_role_arn, var.rotation_role_arn, var.jobs_role_arn], var.provisioning_role_arns) :
+        for arn in concat([var.decryptor_role_arn, var.rotation_role_arn, var.jobs_role_arn], var.operator_role_arns, compact([var.lkm_role_arn])) :
         split(":", arn)[4] == var.platform_account_id
       ])
       error_message = "Every platform role ARN must belong to platform_account_id."
@@ -68,7 +96,8 @@ resource "aws_kms_alias" "this" {
 # https://docs.aws.amazon.com/kms/latest/developerguide/key-policies.html
 ################################################################################
 
-# What stays when the platform is cut off: the account and its key administrators.
+# What stays when the platform is cut off: the account, its key administrators, and the
+# revoked-period deny.
 data "aws_iam_policy_document" "administration" {
   #checkov:skip=CKV_AWS_109:Key policy: Resource "*" means this key only. The account root statement is the AWS default that keeps the key manageable (no lockout).
   #checkov:skip=CKV_AWS_111:Key policy: Resource "*" means this key only; write access is limited to the customer's own account and key administrators.
@@ -83,7 +112,7 @@ data "aws_iam_policy_document" "administration" {
 
     principals {
       type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+      identifiers = ["arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
     }
   }
 
@@ -129,178 +158,11 @@ data "aws_iam_policy_document" "administration" {
       }
     }
   }
-}
 
-# The applied policy: administration, then one statement per platform role, each usable
-# only for KEK wraps of the listed orgs and only from the platform account.
-# https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context-key
-# https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-caller-account
-data "aws_iam_policy_document" "this" {
-  source_policy_documents = [data.aws_iam_policy_document.administration.json]
-
-  dynamic "statement" {
-    for_each = local.key_policy_access ? [1] : []
-
-    content {
-      sid       = "PlatformDecryptorDecrypt"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt"]
-      resources = ["*"]
-
-      principals {
-        type        = "AWS"
-        identifiers = [var.decryptor_role_arn]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:org"
-        values   = local.org_ids
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:purpose"
-        values   = ["kek"]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "aws:PrincipalAccount"
-        values   = [var.platform_account_id]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:CallerAccount"
-        values   = [var.platform_account_id]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.key_policy_access ? [1] : []
-
-    content {
-      sid       = "PlatformRotationWrapKeks"
-      effect    = "Allow"
-      actions   = ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]
-      resources = ["*"]
-
-      principals {
-        type        = "AWS"
-        identifiers = [var.rotation_role_arn]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:org"
-        values   = local.org_ids
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:purpose"
-        values   = ["kek"]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "aws:PrincipalAccount"
-        values   = [var.platform_account_id]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:CallerAccount"
-        values   = [var.platform_account_id]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.key_policy_access ? [1] : []
-
-    content {
-      sid       = "PlatformJobsRewrapExport"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
-      resources = ["*"]
-
-      principals {
-        type        = "AWS"
-        identifiers = [var.jobs_role_arn]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:org"
-        values   = local.org_ids
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:purpose"
-        values   = ["kek"]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "aws:PrincipalAccount"
-        values   = [var.platform_account_id]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:CallerAccount"
-        values   = [var.platform_account_id]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.key_policy_access && length(var.provisioning_role_arns) > 0 ? [1] : []
-
-    content {
-      sid       = "PlatformProvisioningWrapKeks"
-      effect    = "Allow"
-      actions   = ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]
-      resources = ["*"]
-
-      principals {
-        type        = "AWS"
-        identifiers = var.provisioning_role_arns
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:org"
-        values   = local.org_ids
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:purpose"
-        values   = ["kek"]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "aws:PrincipalAccount"
-        values   = [var.platform_account_id]
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:CallerAccount"
-        values   = [var.platform_account_id]
-      }
-    }
-  }
-
-  # Revocation by period (DESIGN.md, issue 11): each KEK covers one cryptoperiod and KMS
-  # sees its id in the encryption context of every unwrap, so denying those ids stops
-  # playback of exactly those periods. An explicit Deny also overrides grants.
+  # Revocation by period: each KEK covers one cryptoperiod and KMS sees its id in the
+  # encryption context of every unwrap, so denying those ids stops exactly those periods,
+  # for every principal (playback, export, operators, grants alike). The context key is
+  # single-valued: StringEquals, no set operator.
   # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context
   dynamic "statement" {
     for_each = length(var.revoked_kek_ids) > 0 ? [1] : []
@@ -313,13 +175,62 @@ data "aws_iam_policy_document" "this" {
 
       principals {
         type        = "AWS"
-        identifiers = [var.decryptor_role_arn]
+        identifiers = ["*"]
       }
 
       condition {
-        test     = "ForAnyValue:StringEquals"
+        test     = "StringEquals"
         variable = "kms:EncryptionContext:kmsbridge:kek"
         values   = var.revoked_kek_ids
+      }
+    }
+  }
+}
+
+# The applied policy: administration, then one statement per platform role, each usable
+# only by that role of the platform account, only for the listed orgs and one purpose.
+# https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context-key
+# https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-caller-account
+data "aws_iam_policy_document" "this" {
+  source_policy_documents   = concat([data.aws_iam_policy_document.administration.json], var.source_policy_documents)
+  override_policy_documents = var.override_policy_documents
+
+  dynamic "statement" {
+    for_each = local.key_policy_access ? local.platform_roles : {}
+
+    content {
+      sid       = statement.value.sid
+      effect    = "Allow"
+      actions   = statement.value.actions
+      resources = ["*"]
+
+      principals {
+        type        = "AWS"
+        identifiers = [local.platform_root]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:PrincipalArn"
+        values   = statement.value.arns
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:CallerAccount"
+        values   = [var.platform_account_id]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:kmsbridge:org"
+        values   = local.org_ids
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:kmsbridge:purpose"
+        values   = [statement.value.purpose]
       }
     }
   }
@@ -336,14 +247,14 @@ resource "aws_kms_grant" "platform" {
   # Grant names allow fewer characters than org ids and role names.
   name              = replace("kmsbridge-${each.value.role}-${each.value.org}", "/[^A-Za-z0-9:/_-]/", "_")
   key_id            = aws_kms_key.this.key_id
-  grantee_principal = each.value.grantee
+  grantee_principal = each.value.arn
   operations        = each.value.operations
   retire_on_delete  = false
 
   constraints {
     encryption_context_subset = {
       "kmsbridge:org"     = each.value.org
-      "kmsbridge:purpose" = "kek"
+      "kmsbridge:purpose" = each.value.purpose
     }
   }
 }

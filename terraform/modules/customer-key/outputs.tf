@@ -24,7 +24,7 @@ output "key_policy" {
 }
 
 output "revoked_key_policy" {
-  description = "The key policy without any platform statement (JSON): what revoke_commands.remove_from_key_policy puts in place."
+  description = "The key policy without any platform statement (JSON), the revoked-period deny kept: what revoke_commands.remove_from_key_policy puts in place."
   value       = data.aws_iam_policy_document.administration.json
 }
 

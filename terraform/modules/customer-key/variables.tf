@@ -18,7 +18,7 @@ variable "org_ids" {
 }
 
 variable "platform_account_id" {
-  description = "AWS account id (12 digits) of the kmsbridge platform. Every platform statement is conditioned on aws:PrincipalAccount and kms:CallerAccount equal to it."
+  description = "AWS account id (12 digits) of the kmsbridge platform. Every platform statement names its root as principal, with aws:PrincipalArn equal to one platform role and kms:CallerAccount equal to this account."
   type        = string
 
   validation {
@@ -28,7 +28,7 @@ variable "platform_account_id" {
 }
 
 variable "decryptor_role_arn" {
-  description = "ARN of the platform's decryptor Lambda role (output decryptor_role_arn of the platform module). It may only kms:Decrypt."
+  description = "ARN of the platform's decryptor Lambda role (output decryptor_role_arn of the platform module). It may only kms:Decrypt. The role need not exist yet: the policy names it in an aws:PrincipalArn condition."
   type        = string
 
   validation {
@@ -57,15 +57,32 @@ variable "jobs_role_arn" {
   }
 }
 
-variable "provisioning_role_arns" {
-  description = "ARNs of platform operator roles that run `kmsbridge org add` and `kmsbridge kek import` (they wrap a first or imported KEK and unwrap it once to verify it). Empty: no provisioning statement or grant."
+variable "operator_role_arns" {
+  description = "ARNs of the platform's operator roles (output operator_role_arn of the platform module) that run `kmsbridge org add`, `kek import` and `kek rewrap`: they wrap a first or imported KEK and unwrap it once to verify it. Without one, onboarding an org is denied."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for arn in var.provisioning_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$", arn))])
-    error_message = "Each provisioning role ARN must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)."
+    condition     = alltrue([for arn in var.operator_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$", arn))])
+    error_message = "Each operator role ARN must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)."
   }
+}
+
+variable "lkm_role_arn" {
+  description = "ARN of the platform's Genesys Cloud LKM endpoint role (output lkm_role_arn of the platform module, when it creates the endpoint); null for none. It wraps the KEKs behind LKM key pairs and unwraps them to decrypt."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.lkm_role_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$", var.lkm_role_arn))
+    error_message = "lkm_role_arn must be an IAM role ARN or null."
+  }
+}
+
+variable "export_enabled" {
+  description = "Whether the platform's jobs role may export recordings of org_ids to this key: kms:GenerateDataKey with kmsbridge:purpose = export (statement PlatformJobsExportToThisKey). Exports also need the key registered as an export recipient of the org."
+  type        = bool
+  default     = false
 }
 
 ################################################################################
@@ -90,7 +107,7 @@ variable "platform_access_enabled" {
 }
 
 variable "revoked_kek_ids" {
-  description = "KEK ids whose recordings must not play; add a Deny. Adds statement DenyDecryptRevokedKekPeriods (kms:Decrypt denied to the decryptor role when kmsbridge:kek is one of them); `kmsbridge access revoke-window` prints the value. Each id is 64 lowercase hex characters."
+  description = "KEK ids whose recordings must not play; add a Deny. Adds statement DenyDecryptRevokedKekPeriods (kms:Decrypt denied to every principal when kmsbridge:kek is one of them: playback, export and operators alike); `kmsbridge access revoke-window` prints the value. Each id is 64 lowercase hex characters."
   type        = list(string)
   default     = []
 
@@ -155,7 +172,7 @@ variable "rotation_period_in_days" {
 }
 
 variable "multi_region" {
-  description = "Create a multi-Region primary key, so that replicas (aws_kms_replica_key) in other regions can unwrap the same KEKs. Each replica has its own key policy and enabled state."
+  description = "Create a multi-Region primary key, so that replicas (aws_kms_replica_key) in other regions can unwrap the same KEKs. Each replica has its own key policy and enabled state. Immutable: KMS cannot change it on an existing key, so changing it after the first apply plans a new key, which prevent_destroy refuses."
   type        = bool
   default     = false
 }
@@ -168,6 +185,28 @@ variable "key_administrator_arns" {
   validation {
     condition     = alltrue([for arn in var.key_administrator_arns : can(regex("^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|(role|user)/[A-Za-z0-9+=,.@_/-]{1,512})|sts::[0-9]{12}:assumed-role/[A-Za-z0-9+=,.@_/-]{1,512})$", arn))])
     error_message = "Each key administrator must be an IAM root, role or user ARN."
+  }
+}
+
+variable "source_policy_documents" {
+  description = "Extra key policy documents (JSON) merged into the key policy; their statement ids must differ from this module's. For statements of your own, such as a break-glass role."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for doc in var.source_policy_documents : can(jsondecode(doc).Statement)])
+    error_message = "Each source policy document must be a JSON policy document with a Statement."
+  }
+}
+
+variable "override_policy_documents" {
+  description = "Key policy documents (JSON) whose statements replace this module's statements of the same sid. Overriding a Platform* or DenyDecryptRevokedKekPeriods statement changes what the platform may do: read the plan."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for doc in var.override_policy_documents : can(jsondecode(doc).Statement)])
+    error_message = "Each override policy document must be a JSON policy document with a Statement."
   }
 }
 

@@ -13,47 +13,64 @@ locals {
     decryptor    = "${var.name_prefix}-decryptor"
     rotation     = "${var.name_prefix}-rotation"
     jobs         = "${var.name_prefix}-jobs"
+    lkm          = "${var.name_prefix}-lkm"
+    operator     = "${var.name_prefix}-operator"
     scheduler    = "${var.name_prefix}-rotation-scheduler"
     jobs_dlq     = "${var.name_prefix}-jobs-dlq"
     rotation_dlq = "${var.name_prefix}-rotation-dlq"
+    lkm_nonces   = "${var.name_prefix}-lkm-nonces"
+    alarms       = "${var.name_prefix}-alarms"
+    ca_alias     = "alias/${var.name_prefix}-platform-ca"
   }
 
-  # The role policies name their resources by ARNs built from these names rather than by
-  # resource attributes, so that `terraform plan` shows every role policy in full before
-  # anything is created.
+  # The policies name their resources by ARNs built from these names rather than by
+  # resource attributes, so that `terraform plan` shows every policy in full before
+  # anything is created (and the customers' key policies can name the roles at once).
   arns = {
     table             = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${var.table_name}"
+    lkm_nonce_table   = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.names.lkm_nonces}"
     playback_bucket   = "arn:${local.partition}:s3:::${local.playback_bucket_name}"
     jobs_queue        = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.jobs}"
     rotation_dlq      = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.rotation_dlq}"
     rotation_function = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.names.rotation}"
+    any_key           = "arn:${local.partition}:kms:${local.region}:${local.account_id}:key/*"
+  }
+  role_arns = {
+    for role in ["decryptor", "rotation", "jobs", "lkm", "operator"] :
+    role => "arn:${local.partition}:iam::${local.account_id}:role/${local.names[role]}"
   }
   log_stream_arns = {
-    for function in ["decryptor", "rotation", "jobs"] :
+    for function in ["decryptor", "rotation", "jobs", "lkm"] :
     function => "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${local.names[function]}:*"
   }
 
-  # The orgs served and their customer keys: the only keys the roles may use, and only
-  # with one of these org ids in the encryption context (DESIGN.md, wrapped KEK).
-  org_ids           = sort(keys(var.orgs))
-  customer_key_arns = sort(distinct(flatten(values(var.orgs))))
-  serves_orgs       = length(local.org_ids) > 0
+  # The orgs served and their customer keys. Every KMS permission is one statement per
+  # org that pairs that org's keys with that org id in the encryption context condition
+  # (DESIGN.md, "Trust boundaries"): never a cross product of orgs and keys.
+  org_ids     = sort(keys(var.orgs))
+  serves_orgs = length(local.org_ids) > 0
+  # Statement ids allow only letters and digits; the hash keeps "a.b" and "a-b" apart.
+  org_sid = { for org in local.org_ids : org => "${replace(org, "/[^A-Za-z0-9]/", "")}${substr(sha256(org), 0, 8)}" }
+
+  export_kms_keys = { for org, arns in var.export_kms_key_arns : org => sort(distinct(arns)) if length(arns) > 0 }
+  lkm_orgs        = var.create_lkm ? { for org in coalesce(var.lkm_org_ids, local.org_ids) : org => var.orgs[org] } : {}
+
+  operator_role_arn = var.create_operator_role ? local.role_arns.operator : var.operator_role_arn
+  create_ca_key     = var.create_platform_ca_key
 
   # Item-level actions a KEK lifecycle needs: conditional puts and versioned updates,
   # which TransactWriteItems authorises action by action.
   table_read_actions  = ["dynamodb:GetItem", "dynamodb:Query"]
   table_write_actions = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
 
-  playback_bucket_name  = coalesce(var.playback_bucket_name, "${var.name_prefix}-playback-${local.account_id}-${local.region}")
-  export_bucket_name    = var.export_bucket_arn == null ? null : split(":::", var.export_bucket_arn)[1]
-  recording_object_arns = [for arn in var.recording_bucket_arns : "${arn}/*"]
+  playback_bucket_name   = coalesce(var.playback_bucket_name, "${var.name_prefix}-playback-${local.account_id}-${local.region}")
+  export_bucket_name     = var.export_bucket_arn == null ? null : split(":::", var.export_bucket_arn)[1]
+  recording_object_arns  = [for arn in var.recording_bucket_arns : "${arn}/*"]
+  serves_recording_reads = length(var.recording_bucket_arns) > 0
 
+  # Read by kmsbridge.services in every function.
   common_environment = merge(
-    {
-      KMSBRIDGE_TABLE         = aws_dynamodb_table.keks.name
-      POWERTOOLS_SERVICE_NAME = "kmsbridge"
-      POWERTOOLS_LOG_LEVEL    = var.log_level
-    },
+    { KMSBRIDGE_TABLE = aws_dynamodb_table.keks.name },
     local.serves_orgs ? { KMSBRIDGE_ALLOWED_ORGS = join(",", local.org_ids) } : {},
   )
 }
@@ -90,393 +107,16 @@ resource "aws_dynamodb_table" "keks" {
   }
 
   tags = var.tags
-}
 
-################################################################################
-# IAM: trust policies
-################################################################################
-
-data "aws_iam_policy_document" "lambda_assume_role" {
-  statement {
-    sid     = "LambdaAssumeRole"
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-# https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role
-data "aws_iam_policy_document" "scheduler_assume_role" {
-  statement {
-    sid     = "SchedulerAssumeRole"
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["scheduler.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
+  lifecycle {
+    # The table holds every org's wrapped KEKs: losing it loses every recording. Teardown
+    # is a deliberate, documented procedure (README, "Teardown").
+    prevent_destroy = true
   }
 }
 
 ################################################################################
-# Decryptor: read the table, kms:Decrypt on the customer keys, write playback copies
-################################################################################
-
-resource "aws_iam_role" "decryptor" {
-  name                 = local.names.decryptor
-  description          = "kmsbridge decryptor: unwraps KEKs of the listed orgs for playback"
-  assume_role_policy   = data.aws_iam_policy_document.lambda_assume_role.json
-  permissions_boundary = var.iam_role_permissions_boundary
-  tags                 = var.tags
-}
-
-data "aws_iam_policy_document" "decryptor" {
-  statement {
-    sid       = "WriteOwnLogs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [local.log_stream_arns.decryptor]
-  }
-
-  # X-Ray has no resource-level permissions for these two actions.
-  statement {
-    sid       = "WriteTraces"
-    effect    = "Allow"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
-
-  dynamic "statement" {
-    for_each = local.serves_orgs ? [1] : []
-
-    content {
-      sid       = "ReadKeyTableOfServedOrgs"
-      effect    = "Allow"
-      actions   = local.table_read_actions
-      resources = [local.arns.table]
-
-      condition {
-        test     = "ForAllValues:StringEquals"
-        variable = "dynamodb:LeadingKeys"
-        values   = local.org_ids
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.serves_orgs ? [1] : []
-
-    content {
-      sid       = "UnwrapKeksOfServedOrgs"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt"]
-      resources = local.customer_key_arns
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:org"
-        values   = local.org_ids
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:purpose"
-        values   = ["kek"]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = length(var.recording_bucket_arns) > 0 ? [1] : []
-
-    content {
-      sid       = "ReadRecordings"
-      effect    = "Allow"
-      actions   = ["s3:GetObject"]
-      resources = local.recording_object_arns
-    }
-  }
-
-  # GetObject signs the pre-signed URL; AbortMultipartUpload cleans up a failed copy.
-  statement {
-    sid       = "WritePlaybackCopies"
-    effect    = "Allow"
-    actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
-    resources = ["${local.arns.playback_bucket}/*"]
-  }
-}
-
-resource "aws_iam_role_policy" "decryptor" {
-  name   = "kmsbridge-decryptor"
-  role   = aws_iam_role.decryptor.id
-  policy = data.aws_iam_policy_document.decryptor.json
-}
-
-resource "aws_cloudwatch_log_group" "decryptor" {
-  name              = "/aws/lambda/${local.names.decryptor}"
-  retention_in_days = var.log_retention_in_days
-  kms_key_id        = var.log_kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_lambda_function" "decryptor" {
-  #checkov:skip=CKV_AWS_116:Invoked synchronously by the playback services, which get every error in the response; a dead-letter queue only serves asynchronous invocations.
-  #checkov:skip=CKV_AWS_117:Calls only AWS APIs (KMS, DynamoDB, S3) over TLS with IAM authentication; there is no VPC resource to reach.
-  #checkov:skip=CKV_AWS_173:The environment holds resource names and settings, no secret. A customer managed key for it would give the role a KMS permission outside the customer keys.
-  function_name                  = local.names.decryptor
-  description                    = "kmsbridge decryptor: unwraps KEKs just in time for playback"
-  role                           = aws_iam_role.decryptor.arn
-  runtime                        = "python3.11"
-  handler                        = "handler.handler"
-  architectures                  = [var.architecture]
-  filename                       = var.decryptor_zip_path
-  source_code_hash               = filebase64sha256(var.decryptor_zip_path)
-  memory_size                    = var.decryptor_memory_size
-  timeout                        = var.decryptor_timeout
-  reserved_concurrent_executions = var.decryptor_reserved_concurrency
-  code_signing_config_arn        = var.code_signing_config_arn
-
-  environment {
-    variables = merge(local.common_environment, {
-      KMSBRIDGE_MAX_AGE_SECONDS = tostring(var.max_age_seconds)
-      KMSBRIDGE_PLAYBACK_BUCKET = aws_s3_bucket.playback.id
-    })
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.decryptor.name
-  }
-
-  tags = var.tags
-
-  depends_on = [aws_iam_role_policy.decryptor]
-}
-
-# One statement per playback role, keyed by a hash of its ARN so that the list order
-# does not matter.
-resource "aws_lambda_permission" "playback" {
-  for_each = toset(var.playback_role_arns)
-
-  statement_id  = "kmsbridge-playback-${substr(sha256(each.value), 0, 16)}"
-  action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.decryptor.function_name
-  principal     = each.value
-}
-
-################################################################################
-# Rotation: a scheduled function that generates, wraps, verifies and stores new KEKs
-################################################################################
-
-resource "aws_iam_role" "rotation" {
-  name                 = local.names.rotation
-  description          = "kmsbridge KEK rotation: wraps new KEKs of the listed orgs"
-  assume_role_policy   = data.aws_iam_policy_document.lambda_assume_role.json
-  permissions_boundary = var.iam_role_permissions_boundary
-  tags                 = var.tags
-}
-
-data "aws_iam_policy_document" "rotation" {
-  statement {
-    sid       = "WriteOwnLogs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [local.log_stream_arns.rotation]
-  }
-
-  # X-Ray has no resource-level permissions for these two actions.
-  statement {
-    sid       = "WriteTraces"
-    effect    = "Allow"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
-
-  dynamic "statement" {
-    for_each = local.serves_orgs ? [1] : []
-
-    content {
-      sid       = "ReadWriteKeyTableOfServedOrgs"
-      effect    = "Allow"
-      actions   = local.table_write_actions
-      resources = [local.arns.table]
-
-      condition {
-        test     = "ForAllValues:StringEquals"
-        variable = "dynamodb:LeadingKeys"
-        values   = local.org_ids
-      }
-    }
-  }
-
-  # The ESDK generates the data key under the first ARN and encrypts it under the
-  # others; the new blob is unwrapped once to verify it before it is stored.
-  dynamic "statement" {
-    for_each = local.serves_orgs ? [1] : []
-
-    content {
-      sid       = "WrapKeksOfServedOrgs"
-      effect    = "Allow"
-      actions   = ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]
-      resources = local.customer_key_arns
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:org"
-        values   = local.org_ids
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:purpose"
-        values   = ["kek"]
-      }
-    }
-  }
-
-  statement {
-    sid       = "SendFailedRunsToDeadLetterQueue"
-    effect    = "Allow"
-    actions   = ["sqs:SendMessage"]
-    resources = [local.arns.rotation_dlq]
-  }
-}
-
-resource "aws_iam_role_policy" "rotation" {
-  name   = "kmsbridge-rotation"
-  role   = aws_iam_role.rotation.id
-  policy = data.aws_iam_policy_document.rotation.json
-}
-
-resource "aws_cloudwatch_log_group" "rotation" {
-  name              = "/aws/lambda/${local.names.rotation}"
-  retention_in_days = var.log_retention_in_days
-  kms_key_id        = var.log_kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_sqs_queue" "rotation_dlq" {
-  name                      = local.names.rotation_dlq
-  message_retention_seconds = 1209600
-  sqs_managed_sse_enabled   = true
-  tags                      = var.tags
-}
-
-resource "aws_lambda_function" "rotation" {
-  #checkov:skip=CKV_AWS_117:Calls only AWS APIs (KMS, DynamoDB, SQS) over TLS with IAM authentication; there is no VPC resource to reach.
-  #checkov:skip=CKV_AWS_173:The environment holds resource names and settings, no secret. A customer managed key for it would give the role a KMS permission outside the customer keys.
-  function_name    = local.names.rotation
-  description      = "kmsbridge KEK rotation: rotates each org's KEK at the end of its cryptoperiod"
-  role             = aws_iam_role.rotation.arn
-  runtime          = "python3.11"
-  handler          = "handler.handler"
-  architectures    = [var.architecture]
-  filename         = var.rotation_zip_path
-  source_code_hash = filebase64sha256(var.rotation_zip_path)
-  memory_size      = var.rotation_memory_size
-  timeout          = var.rotation_timeout
-  # One run at a time: runs never race on an org's active KEK (conditional puts guard it too).
-  reserved_concurrent_executions = 1
-  code_signing_config_arn        = var.code_signing_config_arn
-
-  environment {
-    variables = local.common_environment
-  }
-
-  dead_letter_config {
-    target_arn = aws_sqs_queue.rotation_dlq.arn
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.rotation.name
-  }
-
-  tags = var.tags
-
-  depends_on = [aws_iam_role_policy.rotation]
-}
-
-resource "aws_iam_role" "scheduler" {
-  name                 = local.names.scheduler
-  description          = "kmsbridge: lets EventBridge Scheduler start KEK rotation"
-  assume_role_policy   = data.aws_iam_policy_document.scheduler_assume_role.json
-  permissions_boundary = var.iam_role_permissions_boundary
-  tags                 = var.tags
-}
-
-# https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html
-data "aws_iam_policy_document" "scheduler" {
-  statement {
-    sid       = "StartRotation"
-    effect    = "Allow"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [local.arns.rotation_function, "${local.arns.rotation_function}:*"]
-  }
-
-  statement {
-    sid       = "SendUndeliveredRunsToDeadLetterQueue"
-    effect    = "Allow"
-    actions   = ["sqs:SendMessage"]
-    resources = [local.arns.rotation_dlq]
-  }
-}
-
-resource "aws_iam_role_policy" "scheduler" {
-  name   = "kmsbridge-rotation-scheduler"
-  role   = aws_iam_role.scheduler.id
-  policy = data.aws_iam_policy_document.scheduler.json
-}
-
-resource "aws_scheduler_schedule" "rotation" {
-  #checkov:skip=CKV_AWS_297:The schedule carries no payload beyond the target's ARN; there is nothing for a customer managed key to protect.
-  name                         = "${var.name_prefix}-kek-rotation"
-  description                  = "kmsbridge: rotate KEKs whose cryptoperiod has ended"
-  schedule_expression          = var.rotation_schedule_expression
-  schedule_expression_timezone = var.rotation_schedule_timezone
-
-  flexible_time_window {
-    mode = "OFF"
-  }
-
-  target {
-    arn      = aws_lambda_function.rotation.arn
-    role_arn = aws_iam_role.scheduler.arn
-
-    retry_policy {
-      maximum_retry_attempts       = 3
-      maximum_event_age_in_seconds = 3600
-    }
-
-    dead_letter_config {
-      arn = aws_sqs_queue.rotation_dlq.arn
-    }
-  }
-
-  depends_on = [aws_iam_role_policy.scheduler]
-}
-
-################################################################################
-# Jobs: bulk rewrap and bulk export on SQS + Lambda
+# Jobs queue: bulk rewrap and bulk export on SQS + Lambda
 # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html
 ################################################################################
 
@@ -512,188 +152,50 @@ resource "aws_sqs_queue_redrive_allow_policy" "jobs_dlq" {
   })
 }
 
-resource "aws_iam_role" "jobs" {
-  name                 = local.names.jobs
-  description          = "kmsbridge jobs: bulk rewrap and export for the listed orgs"
-  assume_role_policy   = data.aws_iam_policy_document.lambda_assume_role.json
-  permissions_boundary = var.iam_role_permissions_boundary
-  tags                 = var.tags
-}
-
-data "aws_iam_policy_document" "jobs" {
+# Only the operator role submits jobs: a job message is a request to rewrap or export an
+# org's recordings, so no other principal of the account may send one, whatever its IAM
+# policy says. The jobs function only consumes.
+data "aws_iam_policy_document" "jobs_queue" {
   statement {
-    sid       = "WriteOwnLogs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [local.log_stream_arns.jobs]
-  }
-
-  # X-Ray has no resource-level permissions for these two actions.
-  statement {
-    sid       = "WriteTraces"
-    effect    = "Allow"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
-
-  # Consume the queue (the event source mapping uses the function's role) and fan out
-  # one message per recording or KEK onto it.
-  statement {
-    sid    = "ConsumeAndFanOutJobs"
-    effect = "Allow"
-    actions = [
-      "sqs:ReceiveMessage",
-      "sqs:DeleteMessage",
-      "sqs:ChangeMessageVisibility",
-      "sqs:GetQueueAttributes",
-      "sqs:SendMessage",
-    ]
+    sid       = "OnlyTheOperatorSendsJobs"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
     resources = [local.arns.jobs_queue]
-  }
 
-  dynamic "statement" {
-    for_each = local.serves_orgs ? [1] : []
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
 
-    content {
-      sid       = "ReadWriteKeyTableOfServedOrgs"
-      effect    = "Allow"
-      actions   = local.table_write_actions
-      resources = [local.arns.table]
-
-      condition {
-        test     = "ForAllValues:StringEquals"
-        variable = "dynamodb:LeadingKeys"
-        values   = local.org_ids
-      }
+    condition {
+      test     = "StringNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = [local.operator_role_arn]
     }
   }
 
-  # Rewrap unwraps under the old key and wraps under the new ones; export unwraps.
-  dynamic "statement" {
-    for_each = local.serves_orgs ? [1] : []
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [local.arns.jobs_queue]
 
-    content {
-      sid       = "RewrapAndExportKeksOfServedOrgs"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
-      resources = local.customer_key_arns
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:org"
-        values   = local.org_ids
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:purpose"
-        values   = ["kek"]
-      }
+    principals {
+      type        = "*"
+      identifiers = ["*"]
     }
-  }
 
-  dynamic "statement" {
-    for_each = length(var.recording_bucket_arns) > 0 ? [1] : []
-
-    content {
-      sid       = "ReadRecordings"
-      effect    = "Allow"
-      actions   = ["s3:GetObject"]
-      resources = local.recording_object_arns
-    }
-  }
-
-  # An export job checks which outputs exist (a retried message reuses them), reads the
-  # batch results and writes the manifest once all are in.
-  dynamic "statement" {
-    for_each = var.export_bucket_arn == null ? [] : [1]
-
-    content {
-      sid       = "WriteExports"
-      effect    = "Allow"
-      actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
-      resources = ["${var.export_bucket_arn}/*"]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.export_bucket_arn == null ? [] : [1]
-
-    content {
-      sid       = "ListExports"
-      effect    = "Allow"
-      actions   = ["s3:ListBucket"]
-      resources = [var.export_bucket_arn]
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
     }
   }
 }
 
-resource "aws_iam_role_policy" "jobs" {
-  name   = "kmsbridge-jobs"
-  role   = aws_iam_role.jobs.id
-  policy = data.aws_iam_policy_document.jobs.json
-}
-
-resource "aws_cloudwatch_log_group" "jobs" {
-  name              = "/aws/lambda/${local.names.jobs}"
-  retention_in_days = var.log_retention_in_days
-  kms_key_id        = var.log_kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_lambda_function" "jobs" {
-  #checkov:skip=CKV_AWS_116:Invoked by its SQS event source mapping; failed messages go to the queue's own dead-letter queue through the redrive policy.
-  #checkov:skip=CKV_AWS_117:Calls only AWS APIs (KMS, DynamoDB, S3, SQS) over TLS with IAM authentication; there is no VPC resource to reach.
-  #checkov:skip=CKV_AWS_173:The environment holds resource names and settings, no secret. A customer managed key for it would give the role a KMS permission outside the customer keys.
-  function_name                  = local.names.jobs
-  description                    = "kmsbridge jobs: bulk KEK rewrap and bulk export, one SQS message per unit of work"
-  role                           = aws_iam_role.jobs.arn
-  runtime                        = "python3.11"
-  handler                        = "handler.handler"
-  architectures                  = [var.architecture]
-  filename                       = var.jobs_zip_path
-  source_code_hash               = filebase64sha256(var.jobs_zip_path)
-  memory_size                    = var.jobs_memory_size
-  timeout                        = var.jobs_timeout
-  reserved_concurrent_executions = var.jobs_reserved_concurrency
-  code_signing_config_arn        = var.code_signing_config_arn
-
-  environment {
-    variables = merge(
-      local.common_environment,
-      {
-        KMSBRIDGE_MAX_AGE_SECONDS = tostring(var.max_age_seconds)
-        KMSBRIDGE_JOBS_QUEUE_URL  = aws_sqs_queue.jobs.url
-      },
-      local.export_bucket_name == null ? {} : { KMSBRIDGE_EXPORT_BUCKET = local.export_bucket_name },
-    )
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.jobs.name
-  }
-
-  tags = var.tags
-
-  depends_on = [aws_iam_role_policy.jobs]
-}
-
-resource "aws_lambda_event_source_mapping" "jobs" {
-  event_source_arn        = aws_sqs_queue.jobs.arn
-  function_name           = aws_lambda_function.jobs.arn
-  batch_size              = var.jobs_batch_size
-  function_response_types = ["ReportBatchItemFailures"]
-
-  # Never more pollers than reserved containers, or throttled batches would count as
-  # receives and push healthy messages to the dead-letter queue.
-  scaling_config {
-    maximum_concurrency = var.jobs_reserved_concurrency
-  }
+resource "aws_sqs_queue_policy" "jobs" {
+  queue_url = aws_sqs_queue.jobs.id
+  policy    = data.aws_iam_policy_document.jobs_queue.json
 }
 
 ################################################################################
@@ -736,7 +238,9 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "playback" {
 }
 
 # S3 expires an object at the first midnight UTC at least one day after it was written,
-# the shortest lifetime a rule allows; the pre-signed URLs expire much sooner.
+# the shortest lifetime a rule allows; the pre-signed URLs expire much sooner, and the
+# decryptor deletes an org's copies when its access is refused. Versioning is off, so
+# there are no noncurrent versions to expire.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-expire-general-considerations.html
 resource "aws_s3_bucket_lifecycle_configuration" "playback" {
   bucket = aws_s3_bucket.playback.id
@@ -751,24 +255,21 @@ resource "aws_s3_bucket_lifecycle_configuration" "playback" {
       days = 1
     }
 
-    noncurrent_version_expiration {
-      noncurrent_days = 1
-    }
-
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
     }
   }
 }
 
-# Only TLS, and only the decryptor reads or writes objects: no one else in the account
-# can read a plaintext copy, whatever their IAM policy says.
+# TLS 1.2 or later only, and only the decryptor reads or writes objects: no one else in
+# the account can read a plaintext copy, whatever their IAM policy says.
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html#example-object-tls-version
 data "aws_iam_policy_document" "playback_bucket" {
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
     actions   = ["s3:*"]
-    resources = [aws_s3_bucket.playback.arn, "${aws_s3_bucket.playback.arn}/*"]
+    resources = [local.arns.playback_bucket, "${local.arns.playback_bucket}/*"]
 
     principals {
       type        = "*"
@@ -783,10 +284,28 @@ data "aws_iam_policy_document" "playback_bucket" {
   }
 
   statement {
+    sid       = "DenyTlsBelow12"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [local.arns.playback_bucket, "${local.arns.playback_bucket}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "NumericLessThan"
+      variable = "s3:TlsVersion"
+      values   = ["1.2"]
+    }
+  }
+
+  statement {
     sid       = "OnlyTheDecryptorTouchesCopies"
     effect    = "Deny"
     actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.playback.arn}/*"]
+    resources = ["${local.arns.playback_bucket}/*"]
 
     principals {
       type        = "*"
@@ -796,7 +315,7 @@ data "aws_iam_policy_document" "playback_bucket" {
     condition {
       test     = "StringNotEquals"
       variable = "aws:PrincipalArn"
-      values   = [aws_iam_role.decryptor.arn]
+      values   = [local.role_arns.decryptor]
     }
   }
 }
@@ -814,50 +333,4 @@ resource "aws_s3_bucket_logging" "playback" {
   bucket        = aws_s3_bucket.playback.id
   target_bucket = var.playback_access_log_bucket
   target_prefix = "${local.playback_bucket_name}/"
-}
-
-################################################################################
-# Provisioning: a policy for the operator role that runs `kmsbridge org add`
-################################################################################
-
-data "aws_iam_policy_document" "provisioning" {
-  dynamic "statement" {
-    for_each = local.serves_orgs ? [1] : []
-
-    content {
-      sid       = "ReadWriteKeyTableOfServedOrgs"
-      effect    = "Allow"
-      actions   = local.table_write_actions
-      resources = [local.arns.table]
-
-      condition {
-        test     = "ForAllValues:StringEquals"
-        variable = "dynamodb:LeadingKeys"
-        values   = local.org_ids
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.serves_orgs ? [1] : []
-
-    content {
-      sid       = "WrapKeksOfServedOrgs"
-      effect    = "Allow"
-      actions   = ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]
-      resources = local.customer_key_arns
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:org"
-        values   = local.org_ids
-      }
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:EncryptionContext:kmsbridge:purpose"
-        values   = ["kek"]
-      }
-    }
-  }
 }

@@ -131,7 +131,7 @@ variable "jobs_zip_path" {
 }
 
 variable "architecture" {
-  description = "Instruction set of the functions: x86_64 or arm64. It must match the platform the zips were built for (they contain compiled wheels of cryptography)."
+  description = "Instruction set of the functions: x86_64 or arm64. The zips must be built for it (`kmsbridge lambda build --architecture arm64`): they contain compiled wheels of cryptography."
   type        = string
   default     = "x86_64"
 
@@ -142,18 +142,18 @@ variable "architecture" {
 }
 
 variable "log_level" {
-  description = "POWERTOOLS_LOG_LEVEL of the functions. Audit lines never carry key material at any level."
+  description = "Lambda's application log level for the functions (logging_config.application_log_level): the level of the Python root logger, so of kmsbridge's diagnostic messages. Audit lines and metrics are written without a level and are never filtered."
   type        = string
   default     = "INFO"
 
   validation {
-    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
-    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+    condition     = contains(["DEBUG", "INFO", "WARN", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARN or ERROR."
   }
 }
 
 variable "code_signing_config_arn" {
-  description = "ARN of a Lambda code signing configuration to enforce on the three functions; null for none."
+  description = "ARN of a Lambda code signing configuration to enforce on every function; null for none."
   type        = string
   default     = null
 
@@ -186,14 +186,37 @@ variable "decryptor_timeout" {
 }
 
 variable "decryptor_reserved_concurrency" {
-  description = "Reserved concurrency of the decryptor (1 to 1000): the most containers that run at once, each with its own KEK cache, so it also bounds KMS calls (at most N calls per busy org per max_age_seconds). Default from the KMS-call benchmark; see the module README, section \"Reserved concurrency\"."
+  description = "Reserved concurrency of the decryptor (1 to 1000), or null for none: the most containers that run at once, each with its own KEK cache, so it also bounds KMS calls (at most N calls per busy org per max_age_seconds). Default from the KMS-call benchmark; see the module README, section \"Reserved concurrency\", for the account quota rule."
   type        = number
   default     = 10
 
   validation {
-    condition     = var.decryptor_reserved_concurrency >= 1 && var.decryptor_reserved_concurrency <= 1000 && floor(var.decryptor_reserved_concurrency) == var.decryptor_reserved_concurrency
-    error_message = "decryptor_reserved_concurrency must be a whole number from 1 to 1000."
+    condition     = var.decryptor_reserved_concurrency == null || try(var.decryptor_reserved_concurrency >= 1 && var.decryptor_reserved_concurrency <= 1000 && floor(var.decryptor_reserved_concurrency) == var.decryptor_reserved_concurrency, false)
+    error_message = "decryptor_reserved_concurrency must be a whole number from 1 to 1000, or null."
   }
+}
+
+variable "decryptor_snapstart" {
+  description = "Lambda SnapStart for the decryptor (published versions): a cold start restores a snapshot taken after the handler module was imported, instead of importing it again. Restores are billed per GB; the cache holds no key in the snapshot (it is filled on the first request)."
+  type        = bool
+  default     = true
+}
+
+variable "decryptor_alias_name" {
+  description = "Name of the decryptor's alias, pointing at the latest published version: what the playback services invoke (decryptor_invoke_arn)."
+  type        = string
+  default     = "live"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{0,127}$", var.decryptor_alias_name))
+    error_message = "decryptor_alias_name must be 1 to 128 letters, digits, hyphens and underscores, starting with a letter."
+  }
+}
+
+variable "decryptor_require_sealed" {
+  description = "KMSBRIDGE_REQUIRE_SEALED=1 on the decryptor: an unwrap request without a response_key is refused, so no data key leaves the function unsealed. false only for callers that cannot seal yet."
+  type        = bool
+  default     = true
 }
 
 variable "rotation_memory_size" {
@@ -215,6 +238,28 @@ variable "rotation_timeout" {
   validation {
     condition     = var.rotation_timeout >= 1 && var.rotation_timeout <= 900 && floor(var.rotation_timeout) == var.rotation_timeout
     error_message = "rotation_timeout must be a whole number of seconds from 1 to 900."
+  }
+}
+
+variable "rotation_reserved_concurrency" {
+  description = "Reserved concurrency of the rotation function: 1 (one run at a time; conditional puts also guard an org's active KEK), or null for no reservation on accounts with a low concurrency quota."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.rotation_reserved_concurrency == null || try(var.rotation_reserved_concurrency == 1, false)
+    error_message = "rotation_reserved_concurrency must be 1 or null."
+  }
+}
+
+variable "access_canary_schedule_expression" {
+  description = "EventBridge Scheduler expression of the access canary, rate(...) or cron(...), or null for no canary (and no access alarms). Each run unwraps every served org's active KEK through KMS and records the result; keep it at most hourly, the access alarms' period."
+  type        = string
+  default     = "rate(1 hour)"
+
+  validation {
+    condition     = var.access_canary_schedule_expression == null || can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours)\\)|cron\\([^)]+\\))$", var.access_canary_schedule_expression))
+    error_message = "access_canary_schedule_expression must be rate(<n> minutes|hours), cron(<fields>) or null."
   }
 }
 
@@ -263,13 +308,29 @@ variable "jobs_timeout" {
 }
 
 variable "jobs_reserved_concurrency" {
-  description = "Reserved concurrency of the jobs function and maximum concurrency of its SQS event source (2 to 1000): caps the KMS and S3 load a bulk job puts on the account."
+  description = "Reserved concurrency of the jobs function (1 to 1000), or null for none: caps the KMS and S3 load a bulk job puts on the account. Must be at least jobs_maximum_concurrency when set."
   type        = number
   default     = 5
 
   validation {
-    condition     = var.jobs_reserved_concurrency >= 2 && var.jobs_reserved_concurrency <= 1000 && floor(var.jobs_reserved_concurrency) == var.jobs_reserved_concurrency
-    error_message = "jobs_reserved_concurrency must be a whole number from 2 to 1000 (an SQS event source needs at least 2)."
+    condition     = var.jobs_reserved_concurrency == null || try(var.jobs_reserved_concurrency >= 1 && var.jobs_reserved_concurrency <= 1000 && floor(var.jobs_reserved_concurrency) == var.jobs_reserved_concurrency, false)
+    error_message = "jobs_reserved_concurrency must be a whole number from 1 to 1000, or null."
+  }
+
+  validation {
+    condition     = var.jobs_reserved_concurrency == null || try(var.jobs_reserved_concurrency >= var.jobs_maximum_concurrency, false)
+    error_message = "jobs_reserved_concurrency must be at least jobs_maximum_concurrency: more pollers than containers would throttle batches into the dead-letter queue."
+  }
+}
+
+variable "jobs_maximum_concurrency" {
+  description = "Maximum concurrency of the jobs queue's event source mapping (2 to 1000): how many batches run at once."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.jobs_maximum_concurrency >= 2 && var.jobs_maximum_concurrency <= 1000 && floor(var.jobs_maximum_concurrency) == var.jobs_maximum_concurrency
+    error_message = "jobs_maximum_concurrency must be a whole number from 2 to 1000 (an SQS event source needs at least 2)."
   }
 }
 
@@ -296,13 +357,13 @@ variable "jobs_max_receive_count" {
 }
 
 variable "jobs_message_retention_seconds" {
-  description = "How long the jobs queue keeps a message, in seconds (60 to 1209600). Dead-letter queues keep messages 14 days."
+  description = "How long the jobs queue keeps a message, in seconds (60 to 604800, 7 days). A message moved to the dead-letter queue keeps its first enqueue time and the dead-letter queue keeps messages 14 days, so a failed job waits there at least 7 days."
   type        = number
   default     = 345600
 
   validation {
-    condition     = var.jobs_message_retention_seconds >= 60 && var.jobs_message_retention_seconds <= 1209600 && floor(var.jobs_message_retention_seconds) == var.jobs_message_retention_seconds
-    error_message = "jobs_message_retention_seconds must be a whole number from 60 to 1209600."
+    condition     = var.jobs_message_retention_seconds >= 60 && var.jobs_message_retention_seconds <= 604800 && floor(var.jobs_message_retention_seconds) == var.jobs_message_retention_seconds
+    error_message = "jobs_message_retention_seconds must be a whole number from 60 to 604800 (at most half the dead-letter queue's 14 days)."
   }
 }
 
@@ -388,5 +449,176 @@ variable "playback_access_log_bucket" {
   validation {
     condition     = var.playback_access_log_bucket == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.playback_access_log_bucket))
     error_message = "playback_access_log_bucket must be a valid S3 bucket name or null."
+  }
+}
+
+################################################################################
+# Runtime
+################################################################################
+
+variable "lambda_runtime" {
+  description = "Lambda runtime of every function. python3.11 was deprecated by AWS Lambda on 2026-06-30; the zips must be built for the same Python (`kmsbridge lambda build --python-version 3.13`), as they contain compiled wheels."
+  type        = string
+  default     = "python3.13"
+
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be python3.12 or python3.13 (python3.11 is deprecated)."
+  }
+}
+
+################################################################################
+# Export to the customers' KMS keys
+################################################################################
+
+variable "export_kms_key_arns" {
+  description = "Per org, the customer KMS keys that bulk export may encrypt to (org id => key ARNs): the jobs role may kms:GenerateDataKey on them with that org id and kmsbridge:purpose = export only. The org must also register the key as an export recipient (`kmsbridge export recipients add`), and the key's policy must allow it (customer-key module, export_enabled)."
+  type        = map(list(string))
+  default     = {}
+
+  validation {
+    condition     = alltrue([for org in keys(var.export_kms_key_arns) : contains(keys(var.orgs), org)])
+    error_message = "Each org of export_kms_key_arns must be a served org (a key of orgs)."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for arns in values(var.export_kms_key_arns) : [
+        for arn in arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$", arn))
+      ]
+    ]))
+    error_message = "Each export key must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>)."
+  }
+}
+
+################################################################################
+# Operator role
+################################################################################
+
+variable "create_operator_role" {
+  description = "Create the operator role <name_prefix>-operator with operator_policy_json attached: the role that runs `kmsbridge org add`, `kek import`, `kek rewrap` and submits jobs. false: give operator_role_arn and attach operator_policy_json to it yourself."
+  type        = bool
+  default     = true
+}
+
+variable "operator_role_arn" {
+  description = "ARN of an existing operator role, when create_operator_role is false. The jobs queue accepts messages from this role only."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.operator_role_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$", var.operator_role_arn))
+    error_message = "operator_role_arn must be an IAM role ARN or null."
+  }
+
+  validation {
+    condition     = var.create_operator_role || var.operator_role_arn != null
+    error_message = "Set operator_role_arn when create_operator_role is false: someone must be able to onboard orgs and submit jobs."
+  }
+}
+
+variable "operator_trusted_principal_arns" {
+  description = "Principals that may assume the created operator role (IAM role or user ARNs, e.g. an SSO permission set's role). Empty: the platform account, so any of its principals whose own IAM policy allows sts:AssumeRole on the role."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.operator_trusted_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root|(role|user)/[A-Za-z0-9+=,.@_/-]{1,512})$", arn))])
+    error_message = "Each trusted principal must be an IAM root, role or user ARN."
+  }
+}
+
+################################################################################
+# Genesys Cloud LKM endpoint
+################################################################################
+
+variable "create_lkm" {
+  description = "Create the Genesys Cloud LKM endpoint: the lkm function (lkm_zip_path), its role, a Hawk nonce table with TTL, and an HTTP API in front of it."
+  type        = bool
+  default     = false
+}
+
+variable "lkm_zip_path" {
+  description = "Path of lkm.zip, as made by `kmsbridge lambda build -o dist/`; required with create_lkm."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.lkm_zip_path == null || try(endswith(var.lkm_zip_path, ".zip"), false)
+    error_message = "lkm_zip_path must name a .zip file."
+  }
+
+  validation {
+    condition     = !var.create_lkm || var.lkm_zip_path != null
+    error_message = "create_lkm needs lkm_zip_path."
+  }
+}
+
+variable "lkm_org_ids" {
+  description = "Orgs the LKM endpoint serves (a subset of orgs); null: every served org. Its role may use only these orgs' keys, with the same per-org pairing as the other roles."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.lkm_org_ids == null || try(alltrue([for org in var.lkm_org_ids : contains(keys(var.orgs), org)]), false)
+    error_message = "Each of lkm_org_ids must be a served org (a key of orgs)."
+  }
+}
+
+variable "lkm_allowed_cidrs" {
+  description = "Source address ranges (CIDR) the LKM endpoint answers: Genesys Cloud's published egress ranges of your region (GET /api/v2/ipranges). The function refuses other sources before Hawk (KMSBRIDGE_LKM_ALLOWED_CIDRS). At least one with create_lkm."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for cidr in var.lkm_allowed_cidrs : can(cidrhost(cidr, 0))])
+    error_message = "Each of lkm_allowed_cidrs must be a CIDR block such as 52.0.0.0/16."
+  }
+
+  validation {
+    condition     = !var.create_lkm || length(var.lkm_allowed_cidrs) > 0
+    error_message = "create_lkm needs at least one lkm_allowed_cidrs range (Genesys Cloud's egress ranges)."
+  }
+}
+
+variable "lkm_reserved_concurrency" {
+  description = "Reserved concurrency of the LKM function (1 to 1000), or null for none."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.lkm_reserved_concurrency == null || try(var.lkm_reserved_concurrency >= 1 && var.lkm_reserved_concurrency <= 1000 && floor(var.lkm_reserved_concurrency) == var.lkm_reserved_concurrency, false)
+    error_message = "lkm_reserved_concurrency must be a whole number from 1 to 1000, or null."
+  }
+}
+
+################################################################################
+# Platform CA
+################################################################################
+
+variable "create_platform_ca_key" {
+  description = "Create the platform CA key (ECC_NIST_P384, SIGN_VERIFY, alias alias/<name_prefix>-platform-ca) that signs KEK certificates; only the operator and rotation roles may kms:Sign with it. Protected by prevent_destroy."
+  type        = bool
+  default     = true
+}
+
+################################################################################
+# Alarms
+################################################################################
+
+variable "create_alarms" {
+  description = "Create the CloudWatch alarms (output alarms says what each means): access revoked or unavailable (from the access canary), decryptor and rotation errors, messages in either dead-letter queue."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_topic_arn" {
+  description = "ARN of an SNS topic for alarm and OK notifications; null creates <name_prefix>-alarms (subscribe to it yourself)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN or null."
   }
 }

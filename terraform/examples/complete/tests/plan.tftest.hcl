@@ -1,6 +1,6 @@
 # Offline: `terraform init` then `terraform test` in this directory. Plans the whole
 # example with fake credentials for both accounts: the two modules wire together without
-# a dependency cycle.
+# a dependency cycle, and the customer's key policy lets the operator onboard.
 
 provider "aws" {
   region                      = "eu-west-1"
@@ -31,31 +31,13 @@ override_data {
   values = { account_id = "444455556666" }
 }
 
-# Role ARNs are known only after apply; the key policy that names them is checked here.
-override_resource {
-  target          = module.platform.aws_iam_role.decryptor
-  override_during = plan
-  values          = { arn = "arn:aws:iam::111122223333:role/kmsbridge-decryptor" }
-}
-
-override_resource {
-  target          = module.platform.aws_iam_role.rotation
-  override_during = plan
-  values          = { arn = "arn:aws:iam::111122223333:role/kmsbridge-rotation" }
-}
-
-override_resource {
-  target          = module.platform.aws_iam_role.jobs
-  override_during = plan
-  values          = { arn = "arn:aws:iam::111122223333:role/kmsbridge-jobs" }
-}
-
 variables {
-  org_ids            = ["acme"]
-  decryptor_zip_path = "../../modules/platform/tests/handler.zip"
-  rotation_zip_path  = "../../modules/platform/tests/handler.zip"
-  jobs_zip_path      = "../../modules/platform/tests/handler.zip"
-  revoked_kek_ids    = ["0000000000000000000000000000000000000000000000000000000000000000"]
+  org_ids                = ["acme"]
+  decryptor_zip_path     = "../../modules/platform/tests/handler.zip"
+  rotation_zip_path      = "../../modules/platform/tests/handler.zip"
+  jobs_zip_path          = "../../modules/platform/tests/handler.zip"
+  revoked_kek_ids        = ["0000000000000000000000000000000000000000000000000000000000000000"]
+  export_to_customer_key = true
 }
 
 run "both_modules_plan_together" {
@@ -66,16 +48,30 @@ run "both_modules_plan_together" {
     error_message = "The customer key is given the platform's account."
   }
 
+  # The role ARNs are known at plan time: the customer's key policy is shown in full.
   assert {
-    condition     = module.platform.log_group_names.decryptor == "/aws/lambda/kmsbridge-decryptor"
-    error_message = "The platform is planned with its default names."
+    condition = one([
+      for s in jsondecode(module.customer_key.key_policy).Statement : s.Condition.StringEquals["aws:PrincipalArn"]
+      if s.Sid == "PlatformOperatorWrapKeks"
+    ]) == "arn:aws:iam::111122223333:role/kmsbridge-operator"
+    error_message = "The operator who runs org add is allowed on the customer's key: ${module.customer_key.key_policy}"
   }
 
   assert {
-    condition = [
+    condition = one([
       for s in jsondecode(module.customer_key.key_policy).Statement : s.Principal.AWS
       if s.Sid == "DenyDecryptRevokedKekPeriods"
-    ] == ["arn:aws:iam::111122223333:role/kmsbridge-decryptor"]
-    error_message = "revoked_kek_ids reaches the customer key's policy: ${module.customer_key.key_policy}"
+    ]) == "*"
+    error_message = "revoked_kek_ids reaches the customer key's policy and denies every principal."
+  }
+
+  assert {
+    condition     = contains([for s in jsondecode(module.customer_key.key_policy).Statement : s.Sid], "PlatformJobsExportToThisKey")
+    error_message = "Export to the customer's key is allowed by its policy."
+  }
+
+  assert {
+    condition     = startswith(module.platform.operator_role_arn, "arn:aws:iam::111122223333:role/")
+    error_message = "The example creates the operator role."
   }
 }
