@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: test demo bench lint typecheck checkov lambda clean
+.PHONY: test demo bench lint typecheck checkov lambda clean tf-docs
 
 $(BIN)/kmsbridge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,3 +42,7 @@ lambda: $(BIN)/kmsbridge
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Rewrite the inputs/outputs tables of the Terraform READMEs (tests/terraform/test_docs.py checks them).
+tf-docs: $(BIN)/kmsbridge
+	$(BIN)/python -m tests.terraform.docs

@@ -31,8 +31,11 @@ from kmsbridge.keys.table import KeyStore
 
 # The customer-key module's statement (terraform/modules/customer-key/main.tf): same sid,
 # action, principal, operator and condition key, so the CLI and Terraform say one thing.
+# Every principal: a revoked period is closed to playback, export and operators alike.
+# StringEquals: the KEK context key is single-valued, and AWS's KMS guide warns against
+# set operators on single-valued keys.
 DENY_SID = "DenyDecryptRevokedKekPeriods"
-DENY_OPERATOR = "ForAnyValue:StringEquals"
+DENY_OPERATOR = "StringEquals"
 DENY_CONDITION_KEY = f"kms:EncryptionContext:{CONTEXT_KEK}"
 TERRAFORM_VARIABLE = "revoked_kek_ids"
 DECRYPTOR_ROLE_ENV = "KMSBRIDGE_DECRYPTOR_ROLE_ARN"
@@ -203,12 +206,12 @@ def _no_kek_message(org: str, window: Window, periods: list[KekPeriod]) -> str:
 # ---------------------------------------------------------------- statement and variable
 
 
-def deny_statement(decryptor_role_arn: str, kek_ids: Sequence[str]) -> dict[str, Any]:
-    """The key-policy statement: no kms:Decrypt by the decryptor for these KEK ids."""
+def deny_statement(kek_ids: Sequence[str]) -> dict[str, Any]:
+    """The key-policy statement: no kms:Decrypt by anyone for these KEK ids."""
     return {
         "Sid": DENY_SID,
         "Effect": "Deny",
-        "Principal": {"AWS": decryptor_role_arn},
+        "Principal": {"AWS": "*"},
         "Action": "kms:Decrypt",
         "Resource": "*",
         "Condition": {DENY_OPERATOR: {DENY_CONDITION_KEY: list(kek_ids)}},
@@ -229,7 +232,7 @@ def revoke_report(plan: WindowPlan) -> dict[str, Any]:
     return _common(plan) | {
         "action": "revoke",
         "revoked_kek_ids": ids,
-        "statement": deny_statement(plan.decryptor_role_arn, ids),
+        "statement": deny_statement(ids),
         "terraform": terraform_value(ids),
         "notes": _notes(plan, restore=False),
     }
@@ -240,9 +243,9 @@ def restore_report(plan: WindowPlan) -> dict[str, Any]:
     remaining = [k for k in plan.already_revoked if k not in set(plan.kek_ids)]
     return _common(plan) | {
         "action": "restore",
-        "statement_to_remove": deny_statement(plan.decryptor_role_arn, plan.kek_ids),
+        "statement_to_remove": deny_statement(plan.kek_ids),
         "revoked_kek_ids": remaining,
-        "statement": deny_statement(plan.decryptor_role_arn, remaining) if remaining else None,
+        "statement": deny_statement(remaining) if remaining else None,
         "terraform": terraform_value(remaining),
         "notes": _notes(plan, restore=True),
     }

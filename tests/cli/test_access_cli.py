@@ -108,7 +108,7 @@ def test_revoke_window_text_reaching_today(
     assert f"KEK {kek}  active" in out
     assert "new recordings will not play either, until the next rotation" in out
     assert "a shorter cryptoperiod (now 90 days) gives finer revocation" in out
-    assert f'"Principal": {{\n    "AWS": "{ROLE}"\n  }}' in out
+    assert '"Principal": {\n    "AWS": "*"\n  }' in out
     assert f'revoked_kek_ids = [\n  "{kek}",\n]' in out
     assert f"  {org['arn']}" in out
 

@@ -224,21 +224,19 @@ def test_destroyed_keks_are_not_listed(table: Any) -> None:
 # ------------------------------------------------------------ statement, variable, restore
 
 
-def test_the_statement_denies_decrypt_to_the_decryptor_for_exactly_those_ids(table: Any) -> None:
+def test_the_statement_denies_decrypt_to_everyone_for_exactly_those_ids(table: Any) -> None:
     store, ids = table
     report = revoke_report(plan(store, "2027-02-01", "2027-02-28"))
     assert report["statement"] == {
         "Sid": DENY_SID,
         "Effect": "Deny",
-        "Principal": {"AWS": ROLE},
+        "Principal": {"AWS": "*"},
         "Action": "kms:Decrypt",
         "Resource": "*",
-        "Condition": {
-            "ForAnyValue:StringEquals": {"kms:EncryptionContext:kmsbridge:kek": [ids[1]]}
-        },
+        "Condition": {"StringEquals": {"kms:EncryptionContext:kmsbridge:kek": [ids[1]]}},
     }
     assert (DENY_OPERATOR, DENY_CONDITION_KEY) == (
-        "ForAnyValue:StringEquals",
+        "StringEquals",
         "kms:EncryptionContext:kmsbridge:kek",
     )
     assert hcl_value(report["terraform"]) == [ids[1]]
@@ -258,9 +256,9 @@ def test_restoring_prints_the_statement_to_remove_and_what_remains(table: Any) -
     store, ids = table
     report = restore_report(plan(store, "2027-02-01", "2027-02-28", already_revoked=ids[:2]))
     assert report["action"] == "restore"
-    assert report["statement_to_remove"] == deny_statement(ROLE, [ids[1]])
+    assert report["statement_to_remove"] == deny_statement([ids[1]])
     assert report["revoked_kek_ids"] == [ids[0]]
-    assert report["statement"] == deny_statement(ROLE, [ids[0]])
+    assert report["statement"] == deny_statement([ids[0]])
     assert hcl_value(report["terraform"]) == [ids[0]]
 
     last = restore_report(plan(store, "2027-02-01", "2027-02-28", already_revoked=[ids[1]]))

@@ -6,7 +6,7 @@ An org with three KEKs from three periods (rotations on a controlled clock: FIXE
 decryptor's maximum age has passed, the revoked period's recording fails with
 ACCESS_REVOKED and the others play; removing the statement (restore-window) brings it back.
 The same through the Terraform variable: the printed ``revoked_kek_ids`` value, turned into
-a statement as the customer-key module does (tests/test_windows_terraform.py).
+a statement as the customer-key module does (tests/terraform/test_windows.py).
 moto honours that one kind of statement through the documented fixture
 (``kmsbridge.devtools.embedded.enforce_kek_deny_statements``,
 tests/devtools/test_kms_policy_fixture.py).
@@ -29,7 +29,8 @@ from kmsbridge.keys.records import KekRecord
 from kmsbridge.lifecycle.rotation import make_kek
 from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream
 from tests.conftest import FIXED_NOW, World
-from tests.test_windows_terraform import module_statement, printed_ids
+from tests.terraform.hcl import module_statement
+from tests.terraform.test_windows import printed_ids
 
 pytestmark = pytest.mark.server
 
@@ -89,7 +90,7 @@ def applied(report: dict[str, Any], through: str) -> dict[str, Any] | None:
     if through == "statement":
         statement: dict[str, Any] | None = report["statement"]
         return statement
-    return module_statement(printed_ids(report["terraform"]), ROLE)
+    return module_statement(printed_ids(report["terraform"]))
 
 
 @pytest.mark.parametrize("through", ["statement", "terraform"])

@@ -24,8 +24,8 @@ import pytest
 from moto import mock_aws
 
 from kmsbridge.aws import AwsClients, AwsSettings
-from kmsbridge.embedded import embedded_aws
-from kmsbridge.export import Exporter, kms_target
+from kmsbridge.devtools.embedded import embedded_aws
+from kmsbridge.export.archive import Exporter, kms_target
 from tests.conftest import REGION, Clock, make_world
 from tests.terraform import tf
 from tests.terraform.policy import (
@@ -77,10 +77,9 @@ def recorded() -> Recorded:
         return original(client, operation, params)
 
     with pytest.MonkeyPatch.context() as mp:
-        credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-        for name, value in (
-            credentials | {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items()
-        ):
+        settings = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        settings |= {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+        for name, value in settings.items():
             mp.setenv(name, value)
         mp.delenv("AWS_ENDPOINT_URL", raising=False)
         mp.setattr(botocore.client.BaseClient, "_make_api_call", record)

@@ -363,7 +363,7 @@ data "aws_iam_policy_document" "jobs" {
   }
 
   # Export to a customer's KMS key: one GenerateDataKey per recording, context
-  # purpose=export and the org (kmsbridge.export).
+  # "purpose" export and the org (kmsbridge.export.archive).
   dynamic "statement" {
     for_each = local.export_kms_keys
 

@@ -4,9 +4,11 @@ They are generated from the ``.tf`` files, never written by hand: the part of ea
 between ``<!-- BEGIN_TF_DOCS -->`` and ``<!-- END_TF_DOCS -->`` (terraform-docs' markers)
 must equal what :func:`render` makes of its directory. After changing a module, run
 
-    .venv/bin/python tests/test_terraform_docs.py
+    .venv/bin/python -m tests.terraform.docs
 
-to rewrite the tables; the test below fails while a README is stale.
+to rewrite the tables (or ``make tf-docs``); tests/terraform/test_docs.py fails while a
+README is stale. terraform-docs itself is a Go binary these machines do not have; this is
+the same table layout from the parsed files.
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
-import pytest
 from hcl2 import SerializationOptions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
 DOCUMENTED = [
     TERRAFORM / "modules" / "customer-key",
@@ -69,7 +70,7 @@ def blocks(directory: Path, kind: str) -> list[tuple[str, Any]]:
     found = []
     for path in sorted(directory.glob("*.tf")):
         for block in parse(path).get(kind, []):
-            found.extend(block.items())
+            found.extend((k, v) for k, v in block.items() if not k.startswith("__"))
     return found
 
 
@@ -154,20 +155,6 @@ def write(directory: Path) -> None:
     readme_path = directory / "README.md"
     readme = readme_path.read_text()
     readme_path.write_text(readme.replace(documented_part(readme), render(directory)))
-
-
-@pytest.mark.parametrize("directory", DOCUMENTED, ids=lambda p: str(p.relative_to(TERRAFORM)))
-def test_readme_tables_are_generated_from_the_tf_files(directory: Path) -> None:
-    readme = (directory / "README.md").read_text()
-    assert documented_part(readme) == render(directory), (
-        f"{directory.relative_to(ROOT)}/README.md is stale: "
-        "run .venv/bin/python tests/test_terraform_docs.py"
-    )
-
-
-def test_every_module_and_example_is_documented() -> None:
-    found = {p.parent for p in TERRAFORM.glob("*/*/main.tf")}
-    assert found == set(DOCUMENTED)
 
 
 if __name__ == "__main__":
