@@ -3,6 +3,7 @@
 Settings come from arguments (the CLI's flags), else from the environment the Lambda
 handlers and the CLI share: ``KMSBRIDGE_TABLE``, ``KMSBRIDGE_MAX_AGE_SECONDS``,
 ``KMSBRIDGE_PLAYBACK_BUCKET``, ``KMSBRIDGE_ALLOWED_ORGS``, ``KMSBRIDGE_ROTATION_LEAD_HOURS``,
+``KMSBRIDGE_EXPORT_BUCKET`` (the only bucket the jobs function exports to),
 and boto3's own (``AWS_REGION``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a
 ``ConfigurationError`` naming the variable. ``Services`` builds each piece on first use and
 keeps it: a Lambda container keeps one for its lifetime, the CLI makes one per command.
@@ -38,6 +39,7 @@ class Settings:
     playback_bucket: str | None = None
     allowed_orgs: frozenset[str] | None = None
     rotation_lead: timedelta = timedelta(hours=DEFAULT_ROTATION_LEAD_HOURS)
+    export_bucket: str | None = None
     aws: AwsSettings = field(default_factory=AwsSettings)
 
     @classmethod
@@ -50,6 +52,7 @@ class Settings:
             playback_bucket=env.get("KMSBRIDGE_PLAYBACK_BUCKET") or None,
             allowed_orgs=_allowed_orgs(env.get("KMSBRIDGE_ALLOWED_ORGS")),
             rotation_lead=_rotation_lead(env.get("KMSBRIDGE_ROTATION_LEAD_HOURS")),
+            export_bucket=env.get("KMSBRIDGE_EXPORT_BUCKET") or None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings  # type: ignore[arg-type]

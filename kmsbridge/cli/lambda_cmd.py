@@ -1,4 +1,4 @@
-"""``kmsbridge lambda build -o dist/ [--arch x86_64|arm64]``: the deployment zips."""
+"""``kmsbridge lambda build -o dist/ [--arch x86_64|arm64] [--python-version 3.13]``."""
 
 from __future__ import annotations
 
@@ -17,13 +17,19 @@ def register(subparsers: Any) -> None:
     )
     build.add_argument("-o", "--out", default="dist", help="output folder (default: dist/)")
     build.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64")
+    build.add_argument(
+        "--python-version",
+        choices=("3.12", "3.13"),
+        default="3.13",
+        help="the Lambda runtime's Python (Terraform's lambda_runtime; default 3.13)",
+    )
     build.set_defaults(handler=run_build)
 
 
 def run_build(ctx: Context) -> int:
     from kmsbridge.integrations.aws_lambda.build import build
 
-    built = build(Path(ctx.args.out), ctx.args.arch)
+    built = build(Path(ctx.args.out), ctx.args.arch, python_version=ctx.args.python_version)
     ctx.emit(
         {
             "zips": [

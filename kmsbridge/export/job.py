@@ -179,9 +179,20 @@ def process_export_batch(
     clients: AwsClients,
     decryptor: Decryptor,
     now: datetime | None = None,
+    export_bucket: str | None = None,
 ) -> dict[str, Any]:
-    """Export one batch (an SQS message body) to the job's folder; safe to run twice."""
+    """Export one batch (an SQS message body) to the job's folder; safe to run twice.
+
+    With ``export_bucket`` (the jobs function's KMSBRIDGE_EXPORT_BUCKET), a message naming
+    any other destination is refused before anything is read, decrypted or written: the
+    function's role may write there, and a message must not choose where plaintext-derived
+    exports go.
+    """
     job, batch, org, keys, target = _parse_message(message, now)
+    if export_bucket is not None and job.bucket != export_bucket:
+        raise InvalidRequest(
+            f"this deployment exports only to its export bucket, not to {job.bucket!r}"
+        )
     s3 = clients.client("s3")
     result_key = f"{job.prefix}results/batch-{batch:06d}.json"
     done = _get_json(s3, job.bucket, result_key)

@@ -149,3 +149,36 @@ def test_bad_requests_are_refused(bench: Bench) -> None:
         export_status(bench.world.clients, "s3://exports/exports/nope")
     with pytest.raises(InvalidRequest):
         JobRef.parse("exports/job")
+
+
+def test_the_jobs_function_exports_only_to_its_export_bucket(bench: Bench) -> None:
+    """KMSBRIDGE_EXPORT_BUCKET (Terraform's export_bucket_arn): a message naming another
+    destination is refused before any recording is read, and nothing is written."""
+    bench.start(list(bench.plain)[:2])
+    body = json.loads(bench.receive()[0]["Body"])
+    bench.s3.create_bucket(Bucket="elsewhere")
+    forged = body | {"dest_bucket": "elsewhere"}
+    with pytest.raises(InvalidRequest, match="exports only to its export bucket"):
+        process_export_batch(
+            forged,
+            clients=bench.world.clients,
+            decryptor=bench.world.decryptor,
+            now=FIXED_NOW,
+            export_bucket="exports",
+        )
+    assert bench.s3.list_objects_v2(Bucket="elsewhere").get("KeyCount", 0) == 0
+    done = process_export_batch(
+        body,
+        clients=bench.world.clients,
+        decryptor=bench.world.decryptor,
+        now=FIXED_NOW,
+        export_bucket="exports",
+    )
+    assert len(done["recordings"]) == 2
+
+
+def test_the_export_bucket_setting_is_read_from_the_environment() -> None:
+    from kmsbridge.services import Settings
+
+    assert Settings.from_env({"KMSBRIDGE_EXPORT_BUCKET": "exports"}).export_bucket == "exports"
+    assert Settings.from_env({}).export_bucket is None

@@ -2,7 +2,8 @@
 
 Each ``dist/<name>.zip`` holds ``lambda/<name>/handler.py`` at its root (Lambda loads
 ``handler.handler``), the ``kmsbridge`` package beside it, and the runtime dependencies
-as manylinux wheels for the Lambda Python 3.11 runtime on x86_64 or arm64, installed by
+as manylinux wheels for the Lambda Python runtime (3.13 by default, the Terraform
+modules' ``lambda_runtime``) on x86_64 or arm64, installed by
 ``pip install --target --platform --only-binary=:all: --no-deps``: the closure of
 kmsbridge's dependencies, at the versions installed in the building
 environment (the ones the tests ran with).
@@ -38,9 +39,11 @@ from pathlib import Path
 
 from kmsbridge.errors import InternalError, InvalidRequest
 
-HANDLERS = ("decryptor", "rotation", "jobs")
+HANDLERS = ("decryptor", "rotation", "jobs", "lkm")
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
-PYTHON_VERSION = "3.11"
+# The Lambda runtimes the zips may target (python3.11 is deprecated by AWS Lambda).
+PYTHON_VERSIONS = ("3.12", "3.13")
+PYTHON_VERSION = "3.13"
 # boto3's closure: present in every Lambda Python runtime.
 PROVIDED_BY_RUNTIME = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
@@ -53,8 +56,6 @@ EXCLUDED_PACKAGE_PATHS = (
     "kmsbridge/integrations/aws_lambda/build.py",
 )
 LAMBDA_MARKERS = {
-    "python_version": PYTHON_VERSION,
-    "python_full_version": f"{PYTHON_VERSION}.0",
     "implementation_name": "cpython",
     "platform_python_implementation": "CPython",
     "sys_platform": "linux",
@@ -88,10 +89,22 @@ def source_root() -> Path:
     raise InvalidRequest("run the build from a kmsbridge checkout (no lambda/ folder found)")
 
 
-def build(out_dir: Path, arch: str = "x86_64", root: Path | None = None) -> list[BuiltZip]:
-    """One zip per handler folder that exists; returns what was written."""
+def build(
+    out_dir: Path,
+    arch: str = "x86_64",
+    root: Path | None = None,
+    python_version: str = PYTHON_VERSION,
+) -> list[BuiltZip]:
+    """One zip per handler folder that exists; returns what was written.
+
+    ``python_version`` is the Lambda runtime's ("3.13" for python3.13): compiled wheels
+    are per Python version, so a zip built for one does not import on another. Tests also
+    build for this machine's interpreter, to run the zip here.
+    """
     if arch not in PLATFORMS:
         raise InvalidRequest(f"--arch must be one of {', '.join(PLATFORMS)}")
+    if not re.fullmatch(r"3\.1[0-9]", python_version):
+        raise InvalidRequest(f"--python-version must be one of {', '.join(PYTHON_VERSIONS)}")
     root = root or source_root()
     handlers = [h for h in HANDLERS if (root / "lambda" / h / "handler.py").is_file()]
     if not handlers:
@@ -99,7 +112,8 @@ def build(out_dir: Path, arch: str = "x86_64", root: Path | None = None) -> list
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kmsbridge-build-") as tmp:
         deps = Path(tmp) / "deps"
-        install_dependencies(deps, arch, runtime_requirements(root, arch))
+        requirements = runtime_requirements(root, arch, python_version)
+        install_dependencies(deps, arch, requirements, python_version)
         shared = package_files(root) | dependency_files(deps)
         built = []
         for name in handlers:
@@ -109,7 +123,9 @@ def build(out_dir: Path, arch: str = "x86_64", root: Path | None = None) -> list
         return built
 
 
-def runtime_requirements(root: Path, arch: str = "x86_64") -> list[str]:
+def runtime_requirements(
+    root: Path, arch: str = "x86_64", python_version: str = PYTHON_VERSION
+) -> list[str]:
     """kmsbridge's dependencies and theirs, ``name==version`` as installed here, minus
     what the Lambda runtime provides (so pip fetches only what the zip carries)."""
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
@@ -126,12 +142,14 @@ def runtime_requirements(root: Path, arch: str = "x86_64") -> list[str]:
                 f"install kmsbridge's dependencies first ({name} is missing)"
             ) from None
         todo += [
-            _dist_name(r) for r in importlib.metadata.requires(name) or [] if _applies(r, arch)
+            _dist_name(r)
+            for r in importlib.metadata.requires(name) or []
+            if _applies(r, arch, python_version)
         ]
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
 
 
-def _applies(requirement: str, arch: str) -> bool:
+def _applies(requirement: str, arch: str, python_version: str = PYTHON_VERSION) -> bool:
     """Whether a dependency's environment marker holds on the Lambda runtime."""
     _, _, marker = requirement.partition(";")
     if not marker.strip():
@@ -141,23 +159,29 @@ def _applies(requirement: str, arch: str) -> bool:
     except ImportError:  # pip's own copy; pip is needed for the build anyway
         from pip._vendor.packaging.markers import Marker  # type: ignore[assignment]
     machine = {"x86_64": "x86_64", "arm64": "aarch64"}[arch]
-    return bool(
-        Marker(marker).evaluate(LAMBDA_MARKERS | {"platform_machine": machine, "extra": ""})
-    )
+    environment = LAMBDA_MARKERS | {
+        "platform_machine": machine,
+        "python_version": python_version,
+        "python_full_version": f"{python_version}.0",
+        "extra": "",
+    }
+    return bool(Marker(marker).evaluate(environment))
 
 
-def install_dependencies(target: Path, arch: str, requirements: list[str]) -> None:
+def install_dependencies(
+    target: Path, arch: str, requirements: list[str], python_version: str = PYTHON_VERSION
+) -> None:
     """pip install exactly these manylinux wheels (no resolution: the pins are complete)."""
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "--target", str(target), "--platform", PLATFORMS[arch], "--implementation", "cp",
-        "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--no-compile", "--no-deps",
+        "--python-version", python_version, "--only-binary=:all:", "--no-compile", "--no-deps",
         *requirements,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise InternalError(
-            f"pip could not install {PLATFORMS[arch]} wheels for Python {PYTHON_VERSION}: "
+            f"pip could not install {PLATFORMS[arch]} wheels for Python {python_version}: "
             + (result.stderr.strip().splitlines() or ["no output"])[-1]
         )
 
@@ -219,15 +243,16 @@ def _normalize(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python lambda/build.py -o dist/ [--arch x86_64|arm64]``."""
+    """``python lambda/build.py -o dist/ [--arch x86_64|arm64] [--python-version 3.13]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Build the Lambda deployment zips.")
     parser.add_argument("-o", "--out", default="dist", help="output folder (default dist/)")
     parser.add_argument("--arch", choices=sorted(PLATFORMS), default="x86_64")
+    parser.add_argument("--python-version", choices=PYTHON_VERSIONS, default=PYTHON_VERSION)
     args = parser.parse_args(argv)
     try:
-        built = build(Path(args.out), args.arch)
+        built = build(Path(args.out), args.arch, python_version=args.python_version)
     except (InvalidRequest, InternalError) as exc:
         sys.stderr.write(f"error: {exc.code}: {exc.message}\n")
         return 1

@@ -142,6 +142,9 @@ def job_table(services: Services) -> JobTable:
     return {
         "rewrap": lambda body: run_rewrap(services.store, services.kms, body),
         "export": lambda body: process_export_batch(
-            body, clients=services.clients, decryptor=services.decryptor
+            body,
+            clients=services.clients,
+            decryptor=services.decryptor,
+            export_bucket=services.settings.export_bucket,
         ),
     }
