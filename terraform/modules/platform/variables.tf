@@ -253,9 +253,9 @@ variable "rotation_reserved_concurrency" {
 }
 
 variable "access_canary_schedule_expression" {
-  description = "EventBridge Scheduler expression of the access canary, rate(...) or cron(...), or null for no canary (and no access alarms). Each run unwraps every served org's active KEK through KMS and records the result; keep it at most hourly, the access alarms' period."
+  description = "EventBridge Scheduler expression of the access canary, rate(...) or cron(...), e.g. rate(1 hour); null (the default until the rotation handler runs the {\"task\": \"access-canary\"} event) for no canary and no access alarms. Each run unwraps every served org's active KEK through KMS; keep it at most hourly, the access alarms' period."
   type        = string
-  default     = "rate(1 hour)"
+  default     = null
 
   validation {
     condition     = var.access_canary_schedule_expression == null || can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours)\\)|cron\\([^)]+\\))$", var.access_canary_schedule_expression))

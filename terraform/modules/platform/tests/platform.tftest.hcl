@@ -37,8 +37,9 @@ variables {
     "globex.eu" = ["arn:aws:kms:eu-west-1:777788889999:key/mrk-1234abcd12ab34cd56ef1234567890ab", "arn:aws:kms:eu-central-1:777788889999:key/mrk-1234abcd12ab34cd56ef1234567890ab"]
   }
   export_kms_key_arns   = { acme = ["arn:aws:kms:eu-west-1:444455556666:key/0000abcd-12ab-34cd-56ef-1234567890ab"] }
-  recording_bucket_arns = ["arn:aws:s3:::acme-recordings"]
-  export_bucket_arn     = "arn:aws:s3:::kmsbridge-exports"
+  recording_bucket_arns             = ["arn:aws:s3:::acme-recordings"]
+  export_bucket_arn                 = "arn:aws:s3:::kmsbridge-exports"
+  access_canary_schedule_expression = "rate(1 hour)"
 }
 
 run "one_kms_statement_per_org_pairs_its_keys_with_its_id" {
@@ -299,6 +300,19 @@ run "no_org_no_key_no_table_no_schedule" {
   assert {
     condition     = aws_scheduler_schedule.rotation.state == "DISABLED" && aws_scheduler_schedule.access_canary[0].state == "DISABLED"
     error_message = "Without orgs rotation and the canary do not run (they would be denied a scan)."
+  }
+}
+
+run "no_canary_no_access_alarms" {
+  command = plan
+
+  variables {
+    access_canary_schedule_expression = null
+  }
+
+  assert {
+    condition     = length(aws_scheduler_schedule.access_canary) == 0 && !contains(keys(aws_cloudwatch_metric_alarm.this), "access-revoked")
+    error_message = "Without a canary there is no access alarm to watch it."
   }
 }
 
