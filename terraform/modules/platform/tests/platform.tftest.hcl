@@ -36,7 +36,7 @@ variables {
     acme        = ["arn:aws:kms:eu-west-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
     "globex.eu" = ["arn:aws:kms:eu-west-1:777788889999:key/mrk-1234abcd12ab34cd56ef1234567890ab", "arn:aws:kms:eu-central-1:777788889999:key/mrk-1234abcd12ab34cd56ef1234567890ab"]
   }
-  export_kms_key_arns   = { acme = ["arn:aws:kms:eu-west-1:444455556666:key/0000abcd-12ab-34cd-56ef-1234567890ab"] }
+  export_kms_key_arns               = { acme = ["arn:aws:kms:eu-west-1:444455556666:key/0000abcd-12ab-34cd-56ef-1234567890ab"] }
   recording_bucket_arns             = ["arn:aws:s3:::acme-recordings"]
   export_bucket_arn                 = "arn:aws:s3:::kmsbridge-exports"
   access_canary_schedule_expression = "rate(1 hour)"
