@@ -6,7 +6,8 @@ Each message body is ``{"type": ..., ...}``; ``JOBS`` maps a type to its functio
 (``job_table``: adding a type is one line there; ``kmsbridge jobs work`` uses the same).
 Failed messages are reported as batch item failures, so SQS redelivers only those.
 Environment: KMSBRIDGE_TABLE, KMSBRIDGE_MAX_AGE_SECONDS, KMSBRIDGE_EXPORT_BUCKET (an
-export to any other bucket is refused); clients are made on the first message and reused while the container is warm.
+export to any other bucket is refused); clients are made on the first message and
+reused while the container is warm.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def runtime_folder(target: Path) -> Path:
 @pytest.fixture(scope="module")
 def decryptor_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Built for this machine's Python so that it runs here; the wheels of the zips for the
-    # Lambda runtime are checked in tests/test_lambda_wheels.py.
+    # Lambda runtime are checked in tests/integrations/test_lambda_wheels.py.
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     built = build(tmp_path_factory.mktemp("dist"), host_arch(), python_version=here)
     [decryptor] = [b for b in built if b.name == "decryptor"]

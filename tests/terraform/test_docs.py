@@ -21,5 +21,3 @@ def test_readme_tables_are_generated_from_the_tf_files(directory: Path) -> None:
 def test_every_module_and_example_is_documented() -> None:
     found = {p.parent for p in TERRAFORM.glob("*/*/main.tf")}
     assert found == set(DOCUMENTED)
-
-

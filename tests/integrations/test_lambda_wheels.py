@@ -4,7 +4,8 @@
 architecture; a compiled wheel for another Python (cffi's ``_cffi_backend``) would not
 import on the function. Every wheel's ``WHEEL`` tags in each zip must be pure, or CPython
 of the target version (abi3 wheels: built for that version or an older one), for the
-target platform. tests/test_lambda_build.py runs a zip built for this machine's Python.
+target platform. tests/integrations/test_lambda_build.py runs a zip built for this
+machine's Python.
 """
 
 from __future__ import annotations
