@@ -5,6 +5,11 @@ takes it from the cache, at most ``max_age`` seconds after KMS last agreed), RSA
 the recording's data key, and returns it only if the header's key commitment and
 authentication tag check out under it and its context names the org. An access failure
 for an org evicts every cached key of that org at once.
+
+The revocation bound (DESIGN.md "Trust boundaries"): no key, KEK or data key, is released
+more than ``max_age`` after KMS last agreed to unwrap the KEK it came from. A cached data
+key therefore expires with its KEK's cache entry, and one derived while the org was being
+evicted is not cached.
 """
 
 from __future__ import annotations
@@ -160,21 +165,31 @@ class Decryptor:
         kek_id, encrypted_dek = kek_data_key(header)
         fields["kek"] = kek_id
         raw = header.raw
+        # Read before the KEK: an eviction from here on (a revocation seen by another
+        # request) keeps this data key out of the cache.
+        generation = self.data_keys.generation(org)
         cached = self.data_keys.get((org, raw))
         if cached is not None:
             fields["cache"] = "dek-hit"
             return replace(cached, cache="dek-hit")
-        private, how = self._kek(org, kek_id)
+        private, how, kek_expires = self._kek_entry(org, kek_id)
         fields["cache"] = how
         dek = unwrap_dek(private, encrypted_dek)
         verify_header(header, dek)
         result = UnwrappedKey(org, kek_id, recording_id, header.message_id_hex, dek, how)
-        self.data_keys.put((org, raw), result)
+        # A data key is as old as KMS's last agreement to unwrap its KEK, not as its own
+        # derivation: it expires with the KEK's cache entry (DESIGN.md "Revocation bound").
+        self.data_keys.put((org, raw), result, expires=kek_expires, generation=generation)
         return result
 
     def _kek(self, org: str, kek_id: str) -> tuple[rsa.RSAPrivateKey, str]:
+        private, how, _ = self._kek_entry(org, kek_id)
+        return private, how
+
+    def _kek_entry(self, org: str, kek_id: str) -> tuple[rsa.RSAPrivateKey, str, float]:
+        """The KEK private key, how it was found, and when KMS's agreement to it lapses."""
         try:
-            return self.keks.get_or_load(
+            return self.keks.get_or_load_entry(
                 (org, kek_id), lambda: self._load_kek(self.store.get_kek(org, kek_id))
             )
         except AccessRevoked:
