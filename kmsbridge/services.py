@@ -3,8 +3,10 @@
 Settings come from arguments (the CLI's flags), else from the environment the Lambda
 handlers and the CLI share: ``KMSBRIDGE_TABLE``, ``KMSBRIDGE_MAX_AGE_SECONDS``,
 ``KMSBRIDGE_PLAYBACK_BUCKET``, ``KMSBRIDGE_ALLOWED_ORGS``, ``KMSBRIDGE_ROTATION_LEAD_HOURS``,
-and boto3's own (``AWS_REGION``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a
-``ConfigurationError`` naming the variable. ``Services`` builds each piece on first use and
+``KMSBRIDGE_REQUIRE_SEALED`` (``1``: the decryptor's ``unwrap`` releases data keys only
+sealed to a response key; ``0`` or unset: also bare), and boto3's own (``AWS_REGION``,
+``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a ``ConfigurationError`` naming
+the variable. ``Services`` builds each piece on first use and
 keeps it: a Lambda container keeps one for its lifetime, the CLI makes one per command.
 """
 
@@ -38,6 +40,7 @@ class Settings:
     playback_bucket: str | None = None
     allowed_orgs: frozenset[str] | None = None
     rotation_lead: timedelta = timedelta(hours=DEFAULT_ROTATION_LEAD_HOURS)
+    require_sealed: bool = False
     aws: AwsSettings = field(default_factory=AwsSettings)
 
     @classmethod
@@ -50,6 +53,7 @@ class Settings:
             playback_bucket=env.get("KMSBRIDGE_PLAYBACK_BUCKET") or None,
             allowed_orgs=_allowed_orgs(env.get("KMSBRIDGE_ALLOWED_ORGS")),
             rotation_lead=_rotation_lead(env.get("KMSBRIDGE_ROTATION_LEAD_HOURS")),
+            require_sealed=_flag(env, "KMSBRIDGE_REQUIRE_SEALED"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings  # type: ignore[arg-type]
@@ -140,3 +144,13 @@ def _rotation_lead(raw: str | None) -> timedelta:
             f"KMSBRIDGE_ROTATION_LEAD_HOURS must be 0 to {MAX_ROTATION_LEAD_HOURS} hours"
         )
     return timedelta(hours=hours)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting: ``1``/``true`` or ``0``/``false`` (any case); unset or empty: no."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false"):
+        return False
+    if raw in ("1", "true"):
+        return True
+    raise ConfigurationError(f"{name} must be 1 or 0")

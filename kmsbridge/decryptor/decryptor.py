@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 from kmsbridge.audit import audit
 from kmsbridge.crypto.kek import KekPublicKey, load_unwrapped_private_key, unwrap_dek
 from kmsbridge.crypto.message import MessageHeader, parse_header, verify_header
+from kmsbridge.crypto.sealing import ResponseKey
 from kmsbridge.decryptor.cache import TtlCache
 from kmsbridge.errors import (
     AccessRevoked,
@@ -54,6 +55,7 @@ class UnwrappedKey:
     message_id: str
     data_key: bytes = field(repr=False)
     cache: str
+    sealed_data_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,13 +91,30 @@ class Decryptor:
         return self.unwrap(org, header).data_key
 
     def unwrap(
-        self, org: str, header: bytes, *, op: str = "unwrap", request_id: str | None = None
+        self,
+        org: str,
+        header: bytes,
+        *,
+        op: str = "unwrap",
+        request_id: str | None = None,
+        response_key: ResponseKey | None = None,
     ) -> UnwrappedKey:
-        """The data key of the recording whose header (with its tag) is given."""
+        """The data key of the recording whose header (with its tag) is given.
+
+        With ``response_key``, the key is also sealed to it (``sealed_data_key``) before
+        the release is audited: a key that could not be sealed was not released, and its
+        audit line says why, not ``ok``.
+        """
         started = time.perf_counter()
         fields: dict[str, str | None] = {"org": org if isinstance(org, str) else None}
         try:
             result = self._unwrap(org, header, fields)
+            if response_key is not None:
+                sealed = response_key.seal(
+                    result.data_key, org=org, kek_id=result.kek_id, message_id=result.message_id
+                )
+                result = replace(result, sealed_data_key=sealed)
+                fields["sealed"] = response_key.kem
         except KmsBridgeError as exc:
             _audit(op, fields, exc.code, started, request_id)
             raise
@@ -239,4 +258,5 @@ def _audit(
         outcome=outcome,
         duration_ms=(time.perf_counter() - started) * 1000,
         request_id=request_id,
+        sealed=fields.get("sealed"),
     )
