@@ -15,6 +15,7 @@ evicted is not cached.
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ from kmsbridge.keys.records import KekRecord
 from kmsbridge.keys.table import KeyStore
 from kmsbridge.recordings.codec import check_org, kek_data_key
 
+log = logging.getLogger("kmsbridge.decryptor")
 DEFAULT_MAX_AGE_SECONDS = 60.0
 DEFAULT_MAX_KEKS = 256
 DEFAULT_MAX_DATA_KEYS = 4096
@@ -85,6 +87,9 @@ class Decryptor:
         self.kms = kms
         self.keks: TtlCache[rsa.RSAPrivateKey] = TtlCache(max_age, max_keks, now)
         self.data_keys: TtlCache[UnwrappedKey] = TtlCache(max_age, max_data_keys, now)
+        # Called with the org after an access refusal evicted it (the Lambda deletes the
+        # org's playback copies). A listener's failure never hides the refusal.
+        self.refusal_listeners: list[Callable[[str], None]] = []
 
     def __call__(self, org: str, header: bytes) -> bytes:
         """A ``DataKeySource`` for ``recordings.decrypt_stream``."""
@@ -165,7 +170,7 @@ class Decryptor:
                 self._load_kek(record)
             except KmsBridgeError as exc:
                 if isinstance(exc, AccessRevoked):
-                    self.evict_org(org)
+                    self._access_refused(org)
                 checks.append(KekCheck(record.kek_id, record.state, exc.code, exc.message))
             else:
                 checks.append(KekCheck(record.kek_id, record.state, "ok"))
@@ -174,6 +179,14 @@ class Decryptor:
     def evict_org(self, org: str) -> None:
         self.keks.evict_org(org)
         self.data_keys.evict_org(org)
+
+    def _access_refused(self, org: str) -> None:
+        self.evict_org(org)
+        for listener in self.refusal_listeners:
+            try:
+                listener(org)
+            except Exception as exc:  # the refusal is what the caller must see
+                log.error("a refusal listener failed for org %s: %s", org, type(exc).__name__)
 
     # ------------------------------------------------------------ internals
 
@@ -212,7 +225,7 @@ class Decryptor:
                 (org, kek_id), lambda: self._load_kek(self.store.get_kek(org, kek_id))
             )
         except AccessRevoked:
-            self.evict_org(org)
+            self._access_refused(org)
             raise
 
     def _load_kek(self, record: KekRecord) -> rsa.RSAPrivateKey:

@@ -2,7 +2,8 @@
 
 Ops (DESIGN.md "The decryptor"): ``unwrap`` (a recording's data key, sealed to the
 caller's ``response_key`` when one is given), ``decrypt`` (a pre-signed URL of a
-short-lived plaintext copy in S3) and ``access-check`` (a canary unwrap of each KEK of
+short-lived plaintext copy in S3, deleted as soon as any op of this container meets an
+access refusal for its org) and ``access-check`` (a canary unwrap of each KEK of
 the org, and each KMS key's state). Every field is checked before any AWS call; a bad one
 is ``INVALID_REQUEST`` with a sentence naming it. Every outcome is a JSON object:
 ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code", "message", "retryable"}}``;
@@ -37,7 +38,11 @@ from kmsbridge.decryptor.access import access_state
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
 from kmsbridge.formats import MAX_HEADER_BYTES, validate_org
 from kmsbridge.integrations.aws_lambda import telemetry as lambda_telemetry
-from kmsbridge.integrations.s3 import S3Location, decrypt_to_playback_object
+from kmsbridge.integrations.s3 import (
+    S3Location,
+    decrypt_to_playback_object,
+    delete_playback_copies,
+)
 from kmsbridge.services import Services, Settings
 
 OPS = ("unwrap", "decrypt", "access-check")
@@ -177,6 +182,8 @@ class LambdaApp:
         self.kms = services.kms
         self.decryptor = services.decryptor
         self._s3: Any = None
+        if self.config.playback_bucket is not None:
+            self.decryptor.refusal_listeners.append(self.purge_playback_copies)
 
     @property
     def s3(self) -> Any:
@@ -190,6 +197,17 @@ class LambdaApp:
                 config=settings.client_config().merge(Config(signature_version="s3v4")),
             )
         return self._s3
+
+    def purge_playback_copies(self, org: str) -> None:
+        """After an access refusal for ``org``: its plaintext copies go now, not at expiry."""
+        assert self.config.playback_bucket is not None
+        started = time.perf_counter()
+        try:
+            deleted = delete_playback_copies(self.s3, self.config.playback_bucket, org)
+        except KmsBridgeError as exc:
+            audit(op="playback-purge", org=org, outcome=exc.code, duration_ms=_ms(started))
+            raise
+        audit(op="playback-purge", org=org, outcome="ok", duration_ms=_ms(started), deleted=deleted)
 
     def handle(self, event: object, request_id: str | None = None) -> dict[str, Any]:
         """One response for one event; never raises."""
@@ -300,6 +318,10 @@ OP_HANDLERS: dict[str, Callable[[LambdaApp, Request, str | None, float], dict[st
     "decrypt": LambdaApp.decrypt,
     "access-check": LambdaApp.access_check,
 }
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _error(exc: KmsBridgeError) -> dict[str, Any]:
