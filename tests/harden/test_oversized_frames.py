@@ -134,8 +134,9 @@ def test_the_attack_costs_no_memory(tmp_path: Path, path: str) -> None:
 def test_a_short_recording_with_the_largest_frames_costs_its_own_size(
     tmp_path: Path, path: str
 ) -> None:
-    """4 MiB frames, 650 bytes: before the fix +16 MiB (two batches of two frames, sealed
-    and plain) or +4 MiB (a range's frame); now buffers hold the bytes that are there."""
+    """4 MiB frames, 650 bytes: before the fix +16 MiB on decrypt_file and the Lambda
+    ``decrypt`` op (a batch of two frames, sealed and plain; measured in this probe); now
+    buffers hold the bytes that are there."""
     result = probe(tmp_path, MAX_FRAME_LENGTH, path)
     assert result["outcome"] == "ok"
     assert result["peak_growth_kib"] < 3 * 1024

@@ -32,7 +32,7 @@ from kmsbridge.recordings.codec import read_header
 from kmsbridge.services import Services, Settings
 from tests.conftest import FIXED_NOW, World
 from tests.harden import encrypt
-from tests.test_jobs import load_handler
+from tests.integrations.test_jobs import load_handler
 
 BYSTANDER = "bystander"
 
