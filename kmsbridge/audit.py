@@ -1,8 +1,9 @@
 """One structured audit line per decryptor decision: who, which key, what happened.
 
 Fields: org, KEK id, recording id, message id, op, outcome (``ok`` or an error code),
-cache (``hit``, ``miss``, ``shared``, ``dek-hit``), duration, request id. Never a key,
-a wrapped blob, a header or recording bytes.
+cache (``hit``, ``miss``, ``shared``, ``dek-hit``), sealed (the KEM a released key was
+sealed to; absent: released unsealed), duration, request id. Never a key, a wrapped blob,
+a header or recording bytes.
 """
 
 from __future__ import annotations

@@ -37,7 +37,12 @@ TAG_BYTES = 16
 # on files; larger frames gain 10-15 % CPU in memory only, while a short seek must read two
 # whole frames (128 KiB here, 2 MiB at 1 MiB frames). The ESDK reads it (tests).
 FRAME_LENGTH = 64 * 1024
-MAX_FRAME_LENGTH = 2**32 - 1
+# The longest frame decrypted (and written): a longer one is INTEGRITY before any buffer is
+# sized by it. A frame is authenticated whole before release, so a reader holds a few of
+# them; a 650-byte recording made from the public key alone could otherwise announce 4 GiB
+# frames. kmsbridge writes 64 KiB, the ESDK 4 KiB by default; 4 MiB leaves other writers
+# room (bench/ sweeps up to it) and bounds a stream's buffers to about 16 MiB.
+MAX_FRAME_LENGTH = 4 * 1024 * 1024
 MAX_FRAME_COUNT = 2**32 - 1
 # One RSA-OAEP EDK is what kmsbridge writes; a few more are tolerated from other writers.
 MAX_ENCRYPTED_DATA_KEYS = 3

@@ -4,8 +4,10 @@ Settings come from arguments (the CLI's flags), else from the environment the La
 handlers and the CLI share: ``KMSBRIDGE_TABLE``, ``KMSBRIDGE_MAX_AGE_SECONDS``,
 ``KMSBRIDGE_PLAYBACK_BUCKET``, ``KMSBRIDGE_ALLOWED_ORGS``, ``KMSBRIDGE_ROTATION_LEAD_HOURS``,
 ``KMSBRIDGE_EXPORT_BUCKET`` (the only bucket the jobs function exports to),
-and boto3's own (``AWS_REGION``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a
-``ConfigurationError`` naming the variable. ``Services`` builds each piece on first use and
+``KMSBRIDGE_REQUIRE_SEALED`` (``1``: the decryptor's ``unwrap`` releases data keys only
+sealed to a response key; ``0`` or unset: also bare), and boto3's own (``AWS_REGION``,
+``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a ``ConfigurationError`` naming
+the variable. ``Services`` builds each piece on first use and
 keeps it: a Lambda container keeps one for its lifetime, the CLI makes one per command.
 """
 
@@ -40,6 +42,7 @@ class Settings:
     allowed_orgs: frozenset[str] | None = None
     rotation_lead: timedelta = timedelta(hours=DEFAULT_ROTATION_LEAD_HOURS)
     export_bucket: str | None = None
+    require_sealed: bool = False
     aws: AwsSettings = field(default_factory=AwsSettings)
 
     @classmethod
@@ -53,6 +56,7 @@ class Settings:
             allowed_orgs=_allowed_orgs(env.get("KMSBRIDGE_ALLOWED_ORGS")),
             rotation_lead=_rotation_lead(env.get("KMSBRIDGE_ROTATION_LEAD_HOURS")),
             export_bucket=env.get("KMSBRIDGE_EXPORT_BUCKET") or None,
+            require_sealed=_flag(env, "KMSBRIDGE_REQUIRE_SEALED"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings  # type: ignore[arg-type]
@@ -143,3 +147,13 @@ def _rotation_lead(raw: str | None) -> timedelta:
             f"KMSBRIDGE_ROTATION_LEAD_HOURS must be 0 to {MAX_ROTATION_LEAD_HOURS} hours"
         )
     return timedelta(hours=hours)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting: ``1``/``true`` or ``0``/``false`` (any case); unset or empty: no."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false"):
+        return False
+    if raw in ("1", "true"):
+        return True
+    raise ConfigurationError(f"{name} must be 1 or 0")

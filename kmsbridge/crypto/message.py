@@ -23,6 +23,7 @@ from kmsbridge.formats import (
     IV_BYTES,
     MAX_ENCRYPTED_DATA_KEYS,
     MAX_FRAME_COUNT,
+    MAX_FRAME_LENGTH,
     MAX_HEADER_BYTES,
     MESSAGE_ID_BYTES,
     MESSAGE_VERSION,
@@ -364,6 +365,11 @@ def _parse_edks(r: _Reader) -> tuple[EncryptedDataKey, ...]:
 def _check_content_type(content_type: int, frame_length: int) -> None:
     if content_type == CONTENT_FRAMED and frame_length == 0:
         raise IntegrityError("a framed recording must have a non-zero frame length")
+    if frame_length > MAX_FRAME_LENGTH:  # before any reader sizes a buffer by it
+        raise IntegrityError(
+            f"the recording's frame length {frame_length} is over the {MAX_FRAME_LENGTH} "
+            "bytes accepted"
+        )
     if content_type == CONTENT_NON_FRAMED and frame_length != 0:
         raise IntegrityError("a non-framed message must have frame length 0")
     if content_type not in (CONTENT_FRAMED, CONTENT_NON_FRAMED):

@@ -11,6 +11,12 @@ then ciphertext and tag).
 ``"kmsbridge unwrap v1|" + org + "|" + KEK id + "|" + message id in lowercase hex``, so a
 sealed key replayed for another org, KEK or recording does not open.
 
+A caller's key is checked at the door (``ResponseKey.parse``), before any KMS call: its
+size, its encoding, and for X25519 (alone or in the hybrid) that it is not a point of small
+order. cryptography loads such a point (the all-zero key, for one) without complaint and
+only refuses the exchange ("Error computing shared key", RFC 7748 section 6.1: the shared
+secret would be all zeros), so the check is a trial exchange with a throwaway key.
+
 Raw public keys on the wire: X25519 is its 32 bytes (RFC 7748). cryptography's
 ``MLKEM768X25519PublicKey`` has no byte encoding of its own; kmsbridge uses the hybrid
 KEM's serialization from the HPKE post-quantum draft: the 1184-byte ML-KEM-768
@@ -19,6 +25,7 @@ encapsulation key (FIPS 203) followed by the 32-byte X25519 key, 1216 bytes in a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +81,42 @@ def load_public_key(kem: object, raw: bytes) -> Any:
         )
     except ValueError:
         raise InvalidRequest(f"response_key.public_key is not a valid {kem} public key") from None
+
+
+def check_public_key(kem: object, raw: bytes) -> Any:
+    """``load_public_key``, and refuse an X25519 point of small order (no shared secret)."""
+    public_key = load_public_key(kem, raw)
+    x_raw = raw if kem == X25519 else raw[MLKEM768_PUBLIC_BYTES:]
+    try:
+        _probe_key().exchange(x25519.X25519PublicKey.from_public_bytes(x_raw))
+    except ValueError:
+        raise InvalidRequest(f"response_key.public_key is not a usable {kem} key") from None
+    return public_key
+
+
+@functools.cache
+def _probe_key() -> x25519.X25519PrivateKey:
+    """One throwaway key per process for the trial exchange; its results are discarded."""
+    return x25519.X25519PrivateKey.generate()
+
+
+@dataclass(frozen=True)
+class ResponseKey:
+    """A caller's KEM and raw public key, to which a released data key is sealed."""
+
+    kem: str
+    public_key: bytes = field(repr=False)
+
+    @classmethod
+    def parse(cls, kem: object, raw: bytes) -> ResponseKey:
+        """A checked response key (size, encoding, small-order points): INVALID_REQUEST."""
+        check_public_key(kem, raw)
+        return cls(str(kem), raw)
+
+    def seal(self, data_key: bytes, *, org: str, kek_id: str, message_id: str) -> bytes:
+        return seal(
+            data_key, self.kem, self.public_key, org=org, kek_id=kek_id, message_id=message_id
+        )
 
 
 def seal(

@@ -5,11 +5,17 @@ takes it from the cache, at most ``max_age`` seconds after KMS last agreed), RSA
 the recording's data key, and returns it only if the header's key commitment and
 authentication tag check out under it and its context names the org. An access failure
 for an org evicts every cached key of that org at once.
+
+The revocation bound (DESIGN.md "Trust boundaries"): no key, KEK or data key, is released
+more than ``max_age`` after KMS last agreed to unwrap the KEK it came from. A cached data
+key therefore expires with its KEK's cache entry, and one derived while the org was being
+evicted is not cached.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 from kmsbridge.audit import audit
 from kmsbridge.crypto.kek import KekPublicKey, load_unwrapped_private_key, unwrap_dek
 from kmsbridge.crypto.message import MessageHeader, parse_header, verify_header
+from kmsbridge.crypto.sealing import ResponseKey
 from kmsbridge.decryptor.cache import TtlCache
 from kmsbridge.errors import (
     AccessRevoked,
@@ -34,6 +41,7 @@ from kmsbridge.keys.records import KekRecord
 from kmsbridge.keys.table import KeyStore
 from kmsbridge.recordings.codec import check_org, kek_data_key
 
+log = logging.getLogger("kmsbridge.decryptor")
 DEFAULT_MAX_AGE_SECONDS = 60.0
 DEFAULT_MAX_KEKS = 256
 DEFAULT_MAX_DATA_KEYS = 4096
@@ -49,6 +57,7 @@ class UnwrappedKey:
     message_id: str
     data_key: bytes = field(repr=False)
     cache: str
+    sealed_data_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -78,19 +87,39 @@ class Decryptor:
         self.kms = kms
         self.keks: TtlCache[rsa.RSAPrivateKey] = TtlCache(max_age, max_keks, now)
         self.data_keys: TtlCache[UnwrappedKey] = TtlCache(max_age, max_data_keys, now)
+        # Called with the org after an access refusal evicted it (the Lambda deletes the
+        # org's playback copies). A listener's failure never hides the refusal.
+        self.refusal_listeners: list[Callable[[str], None]] = []
 
     def __call__(self, org: str, header: bytes) -> bytes:
         """A ``DataKeySource`` for ``recordings.decrypt_stream``."""
         return self.unwrap(org, header).data_key
 
     def unwrap(
-        self, org: str, header: bytes, *, op: str = "unwrap", request_id: str | None = None
+        self,
+        org: str,
+        header: bytes,
+        *,
+        op: str = "unwrap",
+        request_id: str | None = None,
+        response_key: ResponseKey | None = None,
     ) -> UnwrappedKey:
-        """The data key of the recording whose header (with its tag) is given."""
+        """The data key of the recording whose header (with its tag) is given.
+
+        With ``response_key``, the key is also sealed to it (``sealed_data_key``) before
+        the release is audited: a key that could not be sealed was not released, and its
+        audit line says why, not ``ok``.
+        """
         started = time.perf_counter()
         fields: dict[str, str | None] = {"org": org if isinstance(org, str) else None}
         try:
             result = self._unwrap(org, header, fields)
+            if response_key is not None:
+                sealed = response_key.seal(
+                    result.data_key, org=org, kek_id=result.kek_id, message_id=result.message_id
+                )
+                result = replace(result, sealed_data_key=sealed)
+                fields["sealed"] = response_key.kem
         except KmsBridgeError as exc:
             _audit(op, fields, exc.code, started, request_id)
             raise
@@ -141,7 +170,7 @@ class Decryptor:
                 self._load_kek(record)
             except KmsBridgeError as exc:
                 if isinstance(exc, AccessRevoked):
-                    self.evict_org(org)
+                    self._access_refused(org)
                 checks.append(KekCheck(record.kek_id, record.state, exc.code, exc.message))
             else:
                 checks.append(KekCheck(record.kek_id, record.state, "ok"))
@@ -150,6 +179,14 @@ class Decryptor:
     def evict_org(self, org: str) -> None:
         self.keks.evict_org(org)
         self.data_keys.evict_org(org)
+
+    def _access_refused(self, org: str) -> None:
+        self.evict_org(org)
+        for listener in self.refusal_listeners:
+            try:
+                listener(org)
+            except Exception as exc:  # the refusal is what the caller must see
+                log.error("a refusal listener failed for org %s: %s", org, type(exc).__name__)
 
     # ------------------------------------------------------------ internals
 
@@ -160,25 +197,35 @@ class Decryptor:
         kek_id, encrypted_dek = kek_data_key(header)
         fields["kek"] = kek_id
         raw = header.raw
+        # Read before the KEK: an eviction from here on (a revocation seen by another
+        # request) keeps this data key out of the cache.
+        generation = self.data_keys.generation(org)
         cached = self.data_keys.get((org, raw))
         if cached is not None:
             fields["cache"] = "dek-hit"
             return replace(cached, cache="dek-hit")
-        private, how = self._kek(org, kek_id)
+        private, how, kek_expires = self._kek_entry(org, kek_id)
         fields["cache"] = how
         dek = unwrap_dek(private, encrypted_dek)
         verify_header(header, dek)
         result = UnwrappedKey(org, kek_id, recording_id, header.message_id_hex, dek, how)
-        self.data_keys.put((org, raw), result)
+        # A data key is as old as KMS's last agreement to unwrap its KEK, not as its own
+        # derivation: it expires with the KEK's cache entry (DESIGN.md "Revocation bound").
+        self.data_keys.put((org, raw), result, expires=kek_expires, generation=generation)
         return result
 
     def _kek(self, org: str, kek_id: str) -> tuple[rsa.RSAPrivateKey, str]:
+        private, how, _ = self._kek_entry(org, kek_id)
+        return private, how
+
+    def _kek_entry(self, org: str, kek_id: str) -> tuple[rsa.RSAPrivateKey, str, float]:
+        """The KEK private key, how it was found, and when KMS's agreement to it lapses."""
         try:
-            return self.keks.get_or_load(
+            return self.keks.get_or_load_entry(
                 (org, kek_id), lambda: self._load_kek(self.store.get_kek(org, kek_id))
             )
         except AccessRevoked:
-            self.evict_org(org)
+            self._access_refused(org)
             raise
 
     def _load_kek(self, record: KekRecord) -> rsa.RSAPrivateKey:
@@ -224,4 +271,5 @@ def _audit(
         outcome=outcome,
         duration_ms=(time.perf_counter() - started) * 1000,
         request_id=request_id,
+        sealed=fields.get("sealed"),
     )

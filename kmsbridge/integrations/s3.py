@@ -4,27 +4,36 @@
 ``decrypt_stream`` into an S3 multipart upload of a new object in the playback bucket,
 part by part (8 MiB in memory at most), then returns a pre-signed GET URL. The object is
 completed only after the whole recording authenticated; any failure aborts the upload,
-so no partial plaintext object ever appears. Objects live under ``PLAYBACK_PREFIX``,
-which the platform's bucket expires by a lifecycle rule (one day, S3's finest grain);
-the URL itself expires after ``expires_in`` seconds. Every part is written with SSE.
+so no partial plaintext object ever appears. Every part is written with SSE.
+
+A copy must not outlive the customer's revocation by more than its URL (DESIGN.md
+"Revocation bound"). Its key carries its expiry, the URL's (``playback/<org>/<expiry,
+epoch seconds>-<id>/<name>``, also in its ``kmsbridge-expires`` metadata), so
+``sweep_playback_copies`` (run by the rotation Lambda on its schedule) deletes expired
+copies from a listing alone; ``delete_playback_copies`` deletes all of an org's copies
+(the decryptor calls it on an access refusal). The bucket's lifecycle rule (one day,
+S3's finest grain) stays as the backstop.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kmsbridge.aws import client_error_code, error_for, translated
+from kmsbridge.aws import client_error_code, error_for, error_for_code, translated
 from kmsbridge.errors import IntegrityError, InternalError, KmsBridgeError, NotFound
 from kmsbridge.recordings.codec import DataKeySource, RecordingInfo, decrypt_stream
 from kmsbridge.recordings.ranges import HEADER_PROBE_BYTES
 
 PLAYBACK_PREFIX = "playback/"
+EXPIRES_METADATA = "kmsbridge-expires"
 PART_BYTES = 8 * 1024 * 1024  # S3 parts are 5 MiB at least (except the last)
 SSE = "AES256"
 
@@ -54,13 +63,19 @@ def decrypt_to_playback_object(
     bucket: str,
     expires_in: int,
 ) -> PlaybackObject:
-    """Decrypt ``source`` into a new SSE object in ``bucket``; a URL valid ``expires_in`` s."""
+    """Decrypt ``source`` into a new SSE object in ``bucket``; a URL valid ``expires_in`` s.
+
+    The copy's expiry (in its key) is taken before the upload, so it is never later than
+    the URL's.
+    """
     name = source.key.rsplit("/", 1)[-1] or "recording"
-    target = S3Location(bucket, f"{PLAYBACK_PREFIX}{org}/{uuid.uuid4().hex}/{name}")
+    expires = int(time.time()) + expires_in
+    target = S3Location(bucket, f"{playback_prefix(org)}{expires}-{uuid.uuid4().hex}/{name}")
     with _s3_errors(f"the recording {source}"):
         body = s3.get_object(Bucket=source.bucket, Key=source.key)["Body"]
+    metadata = {EXPIRES_METADATA: str(expires)}
     try:
-        with _s3_errors("the playback bucket"), MultipartSink(s3, target) as sink:
+        with _s3_errors("the playback bucket"), MultipartSink(s3, target, metadata) as sink:
             info = decrypt_stream(body, cast(IO[bytes], sink), org=org, data_keys=data_keys)
     finally:
         body.close()
@@ -80,9 +95,16 @@ class MultipartSink:
     (deleting the parts) when it fails.
     """
 
-    def __init__(self, s3: Any, target: S3Location, part_bytes: int = PART_BYTES) -> None:
+    def __init__(
+        self,
+        s3: Any,
+        target: S3Location,
+        metadata: dict[str, str] | None = None,
+        part_bytes: int = PART_BYTES,
+    ) -> None:
         self._s3 = s3
         self._target = target
+        self._metadata = metadata or {}
         self._part_bytes = part_bytes
         self._buffer = bytearray()
         self._upload_id: str | None = None
@@ -111,6 +133,7 @@ class MultipartSink:
                 Key=self._target.key,
                 ServerSideEncryption=SSE,
                 ContentType="application/octet-stream",
+                Metadata=self._metadata,
             )["UploadId"]
         number = len(self._parts) + 1
         etag = self._s3.upload_part(
@@ -142,6 +165,52 @@ class MultipartSink:
             self._s3.abort_multipart_upload(
                 Bucket=self._target.bucket, Key=self._target.key, UploadId=self._upload_id
             )
+
+
+def playback_prefix(org: str) -> str:
+    return f"{PLAYBACK_PREFIX}{org}/"
+
+
+def delete_playback_copies(s3: Any, bucket: str, org: str) -> int:
+    """Delete every playback copy of ``org`` now (its access was refused); how many."""
+    with _s3_errors("the playback bucket"):
+        return _delete(s3, bucket, [key for key, _ in _copies(s3, bucket, playback_prefix(org))])
+
+
+def sweep_playback_copies(
+    s3: Any, bucket: str, *, org: str | None = None, now: float | None = None
+) -> int:
+    """Delete the playback copies (of ``org``, else of every org) whose expiry has passed.
+
+    A key under ``playback/`` whose expiry cannot be read is deleted too: copies are
+    short-lived by contract, so an unknown one is treated as expired (fail closed).
+    """
+    now = time.time() if now is None else now
+    prefix = PLAYBACK_PREFIX if org is None else playback_prefix(org)
+    with _s3_errors("the playback bucket"):
+        expired = [key for key, expires in _copies(s3, bucket, prefix) if expires <= now]
+        return _delete(s3, bucket, expired)
+
+
+_COPY_KEY = re.compile(rf"{re.escape(PLAYBACK_PREFIX)}[^/]+/(\d{{1,12}})-[0-9a-f]{{32}}/.+")
+
+
+def _copies(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, float]]:
+    """(key, expiry) of each object under ``prefix``; expiry 0 when its key carries none."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            match = _COPY_KEY.fullmatch(item["Key"])
+            yield item["Key"], float(match.group(1)) if match else 0.0
+
+
+def _delete(s3: Any, bucket: str, keys: list[str]) -> int:
+    for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        if answer.get("Errors"):  # per-key failures come in the answer, not as a ClientError
+            code = str(answer["Errors"][0].get("Code", ""))
+            raise error_for_code("s3", code, what="a playback copy")
+    return len(keys)
 
 
 def _s3_errors(what: str) -> AbstractContextManager[None]:

@@ -156,7 +156,9 @@ def encrypt_stream(
     """Encrypt a recording for an org with its KEK public key; no KMS call, no secret."""
     context = recording_context(org, recording_id, metadata)
     if not 0 < frame_length <= MAX_FRAME_LENGTH or frame_length % 16:
-        raise InvalidRequest("frame length must be a multiple of 16 bytes, at most 4 GiB")
+        raise InvalidRequest(
+            f"frame length must be a multiple of 16 bytes, at most {MAX_FRAME_LENGTH} bytes"
+        )
     dek = os.urandom(DATA_KEY_BYTES)
     message_id = os.urandom(MESSAGE_ID_BYTES)
     keys, commitment = derive_message_keys(dek, message_id)
@@ -273,9 +275,10 @@ def _decrypt_frames(
     cipher = FrameCipher(keys, header.message_id)
     frame_length = header.frame_length
     per_batch = max(2, IO_BATCH_BYTES // frame_length)
-    sealed = memoryview(bytearray(per_batch * (frame_length + FRAME_OVERHEAD) + FINAL_EXTRA))
-    plain = memoryview(bytearray(per_batch * frame_length))
-    have, seq, total = _fill(source, sealed), 1, 0
+    sealed, plain, have = _first_batch(
+        source, per_batch * (frame_length + FRAME_OVERHEAD) + FINAL_EXTRA, per_batch * frame_length
+    )
+    seq, total = 1, 0
     while True:
         used, written, seq, done = _open_frames(cipher, seq, sealed[:have], plain, frame_length)
         sink.write(plain[:written])
@@ -290,6 +293,24 @@ def _decrypt_frames(
         if not got:
             raise IntegrityError("the recording is truncated")
         have = rest + got
+
+
+def _first_batch(
+    source: BinaryIO, batch_bytes: int, plain_bytes: int
+) -> tuple[memoryview, memoryview, int]:
+    """The sealed and plaintext batch buffers, holding the first batch read, and its size.
+
+    Read in growing steps, so a short recording costs buffers of its own size, not of a
+    batch of frames its header announces (the bytes actually there bound the memory).
+    """
+    first, step = bytearray(), 64 * 1024
+    while len(first) < batch_bytes:
+        chunk = source.read(min(step, batch_bytes - len(first)))
+        if not chunk:  # the whole recording is in ``first``: no room for more is needed
+            return memoryview(first), memoryview(bytearray(len(first))), len(first)
+        first += chunk
+        step *= 2
+    return memoryview(first), memoryview(bytearray(plain_bytes)), len(first)
 
 
 def _open_frames(

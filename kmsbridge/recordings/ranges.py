@@ -137,6 +137,12 @@ class Layout:
         """Byte offset of frame ``index`` (0-based; ``regular_frames`` is the final one)."""
         return self.header_bytes + index * (self.frame_length + FRAME_OVERHEAD)
 
+    def content_end(self, index: int) -> int:
+        """Plaintext offset just past frame ``index``."""
+        if index < self.regular_frames:
+            return (index + 1) * self.frame_length
+        return self.plaintext_bytes
+
     def size_of(self, index: int) -> int:
         if index < self.regular_frames:
             return self.frame_length + FRAME_OVERHEAD
@@ -148,7 +154,9 @@ def _decrypt_frames(blob: Blob, layout: Layout, cipher: FrameCipher, start: int,
     first, last = start // layout.frame_length, (end - 1) // layout.frame_length
     offset = layout.offset(first)
     sealed = memoryview(blob.read_at(offset, layout.offset(last) + layout.size_of(last) - offset))
-    plain = memoryview(bytearray((last - first + 1) * layout.frame_length))
+    # Sized by the frames' contents (the final one's may be short), never by the header's
+    # frame length alone: a short file announcing large frames costs what it holds.
+    plain = memoryview(bytearray(layout.content_end(last) - first * layout.frame_length))
     position, written = 0, 0
     for index in range(first, last + 1):
         size = layout.size_of(index)

@@ -53,6 +53,22 @@ def frame_spans(recording: bytes) -> list[tuple[int, int]]:
         start += step
 
 
+def open_outputs(directory: Path, pid: int | str = "self") -> list[os.stat_result]:
+    """Files in ``directory`` that process ``pid`` has open for writing (named temporary
+    ``.part`` files and unnamed O_TMPFILE ones alike), as seen through /proc."""
+    found = []
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        try:
+            where = os.readlink(fd)
+            flags = int((fds.parent / "fdinfo" / fd.name).read_text().split()[3], 8)
+            if where.startswith(f"{directory}/") and flags & (os.O_WRONLY | os.O_RDWR):
+                found.append(os.stat(fd))
+        except (OSError, ValueError, IndexError):
+            continue  # closed meanwhile
+    return found
+
+
 class PathProbe:
     """Runs ``decrypt_file`` on given bytes in one directory and checks what it left there."""
 

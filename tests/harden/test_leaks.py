@@ -37,7 +37,7 @@ from kmsbridge.lifecycle.rotation import create_org
 from kmsbridge.recordings.codec import decrypt_file
 from kmsbridge.services import Services, Settings
 from tests.conftest import Clock, World, make_world
-from tests.harden import flip, frame_spans, header_length, report
+from tests.harden import flip, frame_spans, header_length, open_outputs, report
 
 
 class Secrets:
@@ -133,8 +133,7 @@ def library_flow(world: World, tmp_path: Path, t: Transcript, secrets: Secrets) 
     modes: list[int] = []
 
     def watched(org: str, header: bytes) -> bytes:
-        temps = [p for p in tmp_path.iterdir() if p.name.startswith(".out.wav.")]
-        modes.extend(stat.S_IMODE(p.stat().st_mode) for p in temps)
+        modes.extend(stat.S_IMODE(s.st_mode) for s in open_outputs(tmp_path))
         key = world.decryptor(org, header)
         secrets.add(key)
         return key

@@ -2,14 +2,16 @@
 
 Ops (DESIGN.md "The decryptor"): ``unwrap`` (a recording's data key, sealed to the
 caller's ``response_key`` when one is given), ``decrypt`` (a pre-signed URL of a
-short-lived plaintext copy in S3) and ``access-check`` (a canary unwrap of each KEK of
+short-lived plaintext copy in S3, deleted as soon as any op of this container meets an
+access refusal for its org) and ``access-check`` (a canary unwrap of each KEK of
 the org, and each KMS key's state). Every field is checked before any AWS call; a bad one
 is ``INVALID_REQUEST`` with a sentence naming it. Every outcome is a JSON object:
 ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code", "message", "retryable"}}``;
 nothing raises to the runtime, and no stack trace or secret reaches the caller.
 
 An org outside ``KMSBRIDGE_ALLOWED_ORGS`` (when set) is ``INVALID_REQUEST``: the list is a
-deployment policy checked with the other fields, before any AWS call.
+deployment policy checked with the other fields, before any AWS call. So is an ``unwrap``
+without a ``response_key`` when ``KMSBRIDGE_REQUIRE_SEALED=1``: no bare data key ever leaves.
 
 Observability: the decryptor's audit line per key release (with the Lambda request id),
 an audit line for every other decision, and one CloudWatch embedded-metric-format line
@@ -31,12 +33,16 @@ from typing import Any
 from botocore.config import Config
 
 from kmsbridge.audit import audit
-from kmsbridge.crypto.sealing import PUBLIC_KEY_BYTES, check_kem, load_public_key, seal
+from kmsbridge.crypto.sealing import PUBLIC_KEY_BYTES, ResponseKey, check_kem
 from kmsbridge.decryptor.access import access_state
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
 from kmsbridge.formats import MAX_HEADER_BYTES, validate_org
 from kmsbridge.integrations.aws_lambda import telemetry as lambda_telemetry
-from kmsbridge.integrations.s3 import S3Location, decrypt_to_playback_object
+from kmsbridge.integrations.s3 import (
+    S3Location,
+    decrypt_to_playback_object,
+    delete_playback_copies,
+)
 from kmsbridge.services import Services, Settings
 
 OPS = ("unwrap", "decrypt", "access-check")
@@ -65,8 +71,14 @@ class Request:
     source: S3Location | None = None
     expires_in: int = DEFAULT_EXPIRES_IN
 
+    @property
+    def response_key(self) -> ResponseKey | None:
+        return None if self.kem is None else ResponseKey(self.kem, self.public_key)
 
-def parse_request(event: object, allowed_orgs: frozenset[str] | None = None) -> Request:
+
+def parse_request(
+    event: object, allowed_orgs: frozenset[str] | None = None, *, require_sealed: bool = False
+) -> Request:
     """Check every field of an event, cheapest first; no AWS call."""
     if not isinstance(event, dict):
         raise InvalidRequest("the event must be a JSON object")
@@ -82,24 +94,27 @@ def parse_request(event: object, allowed_orgs: frozenset[str] | None = None) -> 
     if allowed_orgs is not None and org not in allowed_orgs:
         raise InvalidRequest(f"org {org!r} is not served by this decryptor")
     if op == "unwrap":
-        return _parse_unwrap(event, org)
+        return _parse_unwrap(event, org, require_sealed)
     if op == "decrypt":
         return _parse_decrypt(event, org)
     return Request(op, org)
 
 
-def _parse_unwrap(event: dict[str, Any], org: str) -> Request:
+def _parse_unwrap(event: dict[str, Any], org: str, require_sealed: bool) -> Request:
     header = _base64_field(event, "header", MAX_HEADER_BYTES)
     response_key = event.get("response_key")
     if response_key is None:
+        if require_sealed:
+            raise InvalidRequest(
+                "this decryptor releases data keys only sealed (KMSBRIDGE_REQUIRE_SEALED=1): "
+                "send a response_key"
+            )
         return Request("unwrap", org, header=header)
     if not isinstance(response_key, dict) or set(response_key) != {"kem", "public_key"}:
         raise InvalidRequest("response_key must be an object with exactly kem and public_key")
     kem = check_kem(response_key["kem"])
     public_key = _base64_field(response_key, "public_key", PUBLIC_KEY_BYTES[kem], "response_key.")
-    # Size and ML-KEM key checks here; a small-order X25519 point fails in seal(), after the
-    # unwrap, as INVALID_REQUEST too: the data key is then returned in no form.
-    load_public_key(kem, public_key)
+    ResponseKey.parse(kem, public_key)  # size, encoding, small-order X25519 points
     return Request("unwrap", org, header=header, kem=kem, public_key=public_key)
 
 
@@ -167,6 +182,8 @@ class LambdaApp:
         self.kms = services.kms
         self.decryptor = services.decryptor
         self._s3: Any = None
+        if self.config.playback_bucket is not None:
+            self.decryptor.refusal_listeners.append(self.purge_playback_copies)
 
     @property
     def s3(self) -> Any:
@@ -181,13 +198,26 @@ class LambdaApp:
             )
         return self._s3
 
+    def purge_playback_copies(self, org: str) -> None:
+        """After an access refusal for ``org``: its plaintext copies go now, not at expiry."""
+        assert self.config.playback_bucket is not None
+        started = time.perf_counter()
+        try:
+            deleted = delete_playback_copies(self.s3, self.config.playback_bucket, org)
+        except KmsBridgeError as exc:
+            audit(op="playback-purge", org=org, outcome=exc.code, duration_ms=_ms(started))
+            raise
+        audit(op="playback-purge", org=org, outcome="ok", duration_ms=_ms(started), deleted=deleted)
+
     def handle(self, event: object, request_id: str | None = None) -> dict[str, Any]:
         """One response for one event; never raises."""
         started = time.perf_counter()
         op = event.get("op") if isinstance(event, dict) else None
         op_name = op if isinstance(op, str) and op in OPS else "invalid"
         try:
-            request = parse_request(event, self.config.allowed_orgs)
+            request = parse_request(
+                event, self.config.allowed_orgs, require_sealed=self.config.require_sealed
+            )
         except KmsBridgeError as exc:
             _audit_refusal(op_name, event, exc.code, started, request_id)
             response = _error(exc)
@@ -214,22 +244,15 @@ class LambdaApp:
             return _error(InternalError(f"unexpected failure (request id {request_id})"))
 
     def unwrap(self, request: Request, request_id: str | None, started: float) -> dict[str, Any]:
-        key = self.decryptor.unwrap(request.org, request.header, request_id=request_id)
-        if request.kem is None:
-            return {
-                "ok": True,
-                "kek": key.kek_id,
-                "data_key": base64.b64encode(key.data_key).decode(),
-            }
-        sealed = seal(
-            key.data_key,
-            request.kem,
-            request.public_key,
-            org=request.org,
-            kek_id=key.kek_id,
-            message_id=key.message_id,
+        key = self.decryptor.unwrap(
+            request.org, request.header, request_id=request_id, response_key=request.response_key
         )
-        return {"ok": True, "kek": key.kek_id, "sealed_data_key": base64.b64encode(sealed).decode()}
+        if key.sealed_data_key is not None:
+            sealed = base64.b64encode(key.sealed_data_key).decode()
+            return {"ok": True, "kek": key.kek_id, "sealed_data_key": sealed}
+        if self.config.require_sealed:  # parse_request refused it already; never a bare key
+            raise InvalidRequest("KMSBRIDGE_REQUIRE_SEALED=1: no data key leaves unsealed")
+        return {"ok": True, "kek": key.kek_id, "data_key": base64.b64encode(key.data_key).decode()}
 
     def decrypt(self, request: Request, request_id: str | None, started: float) -> dict[str, Any]:
         assert request.source is not None
@@ -295,6 +318,10 @@ OP_HANDLERS: dict[str, Callable[[LambdaApp, Request, str | None, float], dict[st
     "decrypt": LambdaApp.decrypt,
     "access-check": LambdaApp.access_check,
 }
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _error(exc: KmsBridgeError) -> dict[str, Any]:
