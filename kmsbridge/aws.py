@@ -66,6 +66,16 @@ class AwsClients:
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @classmethod
+    def on(cls, settings: AwsSettings, botocore_session: Any) -> AwsClients:
+        """Clients on a given botocore session (one whose parsed service models are reused)."""
+        session = boto3.Session(
+            botocore_session=botocore_session,
+            profile_name=settings.profile,
+            region_name=settings.region,
+        )
+        return cls(settings, _session=session)
+
     @property
     def session(self) -> boto3.Session:
         if self._session is None:
@@ -76,6 +86,11 @@ class AwsClients:
             except ProfileNotFound as exc:
                 raise error_for(exc, "sts") from exc
         return self._session
+
+    @property
+    def botocore_session(self) -> Any:
+        """The botocore session under ``session``, for libraries that take one (the ESDK)."""
+        return self.session._session
 
     @property
     def region(self) -> str:

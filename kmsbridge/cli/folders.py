@@ -77,9 +77,10 @@ def run_folder(
     root, out = Path(ctx.args.source), Path(ctx.args.target)
     relatives = files_under(root, out)
     results: list[FileResult] = []
+    made: set[Path] = {out}  # folders made (or found) already: one mkdir each, not per file
     with Progress(len(relatives), verb) as bar:
         for relative in relatives:
-            result = _one_file(root / relative, out / rename(relative), relative, one)
+            result = _one_file(root / relative, out / rename(relative), relative, one, made)
             results.append(result)
             if ctx.output == "text":
                 bar.print(_text(result))
@@ -107,9 +108,12 @@ def _one_file(
     target: Path,
     relative: Path,
     one: Callable[[Path, Path, Path], RecordingInfo],
+    made: set[Path],
 ) -> FileResult:
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         info = one(source, target, relative)
     except KmsBridgeError as exc:
         return FileResult(str(source), str(target), exc.code, exc.message)

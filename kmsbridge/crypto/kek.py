@@ -22,6 +22,8 @@ from kmsbridge.formats import (
     oaep_padding,
 )
 
+_OAEP = oaep_padding()  # immutable; built once rather than per data key
+
 
 @dataclass(frozen=True)
 class KekPublicKey:
@@ -52,7 +54,7 @@ class KekPublicKey:
 
     def wrap_dek(self, dek: bytes) -> bytes:
         """RSA-OAEP-SHA256 encrypt a recording's data key."""
-        return self.key.encrypt(dek, oaep_padding())
+        return self.key.encrypt(dek, _OAEP)
 
 
 def generate_kek(bits: int = DEFAULT_KEK_BITS) -> tuple[rsa.RSAPrivateKey, KekPublicKey]:
@@ -100,7 +102,7 @@ def load_unwrapped_private_key(pkcs8_der: bytes, expected: KekPublicKey) -> rsa.
 def unwrap_dek(private: rsa.RSAPrivateKey, encrypted_dek: bytes) -> bytes:
     """RSA-OAEP-SHA256 decrypt a recording's data key; any failure is one integrity error."""
     try:
-        dek = private.decrypt(encrypted_dek, oaep_padding())
+        dek = private.decrypt(encrypted_dek, _OAEP)
     except ValueError:
         raise IntegrityError("the recording's data key does not decrypt under its KEK") from None
     if len(dek) != DATA_KEY_BYTES:

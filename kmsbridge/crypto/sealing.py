@@ -62,8 +62,14 @@ def seal_info(org: str, kek_id: str, message_id_hex: str) -> bytes:
     return f"{INFO_PREFIX}{org}|{kek_id}|{message_id_hex}".encode()
 
 
+_SUITES = {
+    kem: hpke.Suite(hpke_kem, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    for kem, hpke_kem in _HPKE_KEMS.items()
+}
+
+
 def _suite(kem: str) -> hpke.Suite:
-    return hpke.Suite(_HPKE_KEMS[kem], hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    return _SUITES[kem]  # immutable, built once
 
 
 def load_public_key(kem: object, raw: bytes) -> Any:

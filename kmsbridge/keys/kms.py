@@ -180,7 +180,11 @@ class KekWrapper:
         key = "\n".join(arns)
         with self._lock:
             if key not in self._providers:
-                self._providers[key] = _provider_class(self._kms_client)(key_ids=list(arns))
+                # Our botocore session: the ESDK would otherwise make one per provider
+                # (~80 ms, on the first unwrap of every org), only to leave it unused.
+                self._providers[key] = _provider_class(self._kms_client)(
+                    key_ids=list(arns), botocore_session=self._clients.botocore_session
+                )
             return self._providers[key]
 
     def _kms_client(self, region: str) -> Any:

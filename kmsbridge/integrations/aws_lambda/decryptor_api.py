@@ -33,6 +33,7 @@ from typing import Any
 from botocore.config import Config
 
 from kmsbridge.audit import audit
+from kmsbridge.aws import AwsClients
 from kmsbridge.crypto.sealing import PUBLIC_KEY_BYTES, ResponseKey, check_kem
 from kmsbridge.decryptor.access import access_state
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
@@ -363,12 +364,37 @@ def _audit_refusal(
 
 
 class LambdaHandler:
-    """``handler.handler``: builds the app on the first event (config and clients once)."""
+    """``handler.handler``: the app (settings, clients, decryptor) built once per container.
+
+    ``prepare()`` builds it at init, outside any request; a failure there is kept quiet and
+    reported by the first event, which builds again. ``forget()`` drops it with every
+    cached key (before a SnapStart snapshot).
+    """
 
     def __init__(self, build: Callable[[], LambdaApp] | None = None) -> None:
         self._build = build or build_app
         self._app: LambdaApp | None = None
         self._cold = True
+
+    def prepare(self) -> bool:
+        """Build the app now if it is not built; False if it could not be (yet)."""
+        if self._app is None:
+            try:
+                self._app = self._build()
+            except Exception:  # reported with the first event, which builds again
+                return False
+        return True
+
+    def forget(self) -> None:
+        """Drop every cached KEK and data key, then the app with its clients."""
+        app, self._app = self._app, None
+        if app is not None:
+            app.decryptor.keks.clear()
+            app.decryptor.data_keys.clear()
+
+    @property
+    def app(self) -> LambdaApp | None:
+        return self._app
 
     def __call__(self, event: object, context: object = None) -> dict[str, Any]:
         request_id = getattr(context, "aws_request_id", None)
@@ -393,8 +419,10 @@ def _start_failure(reason: str) -> dict[str, Any]:
     return _error(InternalError(f"the decryptor could not start: {reason}"))
 
 
-def build_app() -> LambdaApp:
+def build_app(clients: AwsClients | None = None) -> LambdaApp:
     """Settings from the environment; clients with the standard credential chain."""
-    services = Services(Settings.from_env())
+    settings = Settings.from_env()
+    services = Services(settings, clients=clients)
     services.decryptor  # noqa: B018 - build clients, table and decryptor now, once
+    services.clients.client("kms")  # the local region's, which unwraps first
     return LambdaApp(services)
