@@ -28,7 +28,10 @@ encrypt_to_file(folder / "recipient.pgp", folder / "out.pgp",
 
 
 def test_jobs_zip_carries_pysequoia_and_encrypts_from_it(tmp_path: Path) -> None:
-    built = {b.name: b.path for b in build(tmp_path / "dist", host_arch())}
+    # Wheels for this interpreter (the runtime's python3.13 wheels are checked by
+    # tests/integrations/test_lambda_wheels.py): the zip must run here.
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    built = {b.name: b.path for b in build(tmp_path / "dist", host_arch(), python_version=here)}
     with zipfile.ZipFile(built["jobs"]) as zf:
         assert any(n.startswith("pysequoia/") for n in zf.namelist())
         zf.extractall(tmp_path / "task")

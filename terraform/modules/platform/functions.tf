@@ -112,6 +112,8 @@ resource "aws_lambda_function" "rotation" {
     variables = merge(
       local.common_environment,
       local.create_ca_key ? { KMSBRIDGE_CA_KEY_ARN = aws_kms_key.platform_ca[0].arn } : {},
+      # Every run deletes the decryptor's expired playback copies.
+      { KMSBRIDGE_PLAYBACK_BUCKET = aws_s3_bucket.playback.id },
     )
   }
 
@@ -255,4 +257,37 @@ resource "aws_lambda_event_source_mapping" "jobs" {
   scaling_config {
     maximum_concurrency = var.jobs_maximum_concurrency
   }
+}
+
+# The playback sweep: the rotation function deletes the decryptor's expired playback
+# copies, so a plaintext copy outlives its URL by at most this schedule's period.
+resource "aws_scheduler_schedule" "playback_sweep" {
+  #checkov:skip=CKV_AWS_297:The schedule carries no payload beyond the task name; there is nothing for a customer managed key to protect.
+  count = var.playback_sweep_schedule_expression == null ? 0 : 1
+
+  name                         = "${var.name_prefix}-playback-sweep"
+  description                  = "kmsbridge: delete expired playback copies"
+  schedule_expression          = var.playback_sweep_schedule_expression
+  schedule_expression_timezone = var.rotation_schedule_timezone
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_lambda_function.rotation.arn
+    role_arn = aws_iam_role.scheduler.arn
+    input    = jsonencode({ task = "sweep-playback" })
+
+    retry_policy {
+      maximum_retry_attempts       = 1
+      maximum_event_age_in_seconds = 600
+    }
+
+    dead_letter_config {
+      arn = aws_sqs_queue.rotation_dlq.arn
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.this]
 }

@@ -218,6 +218,27 @@ data "aws_iam_policy_document" "rotation" {
     resources = ["*"]
   }
 
+  # The playback sweep: list the copies, delete the expired ones.
+  statement {
+    sid       = "SweepPlaybackCopies"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${local.arns.playback_bucket}/playback/*"]
+  }
+
+  statement {
+    sid       = "ListPlaybackCopies"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.arns.playback_bucket]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["playback/*"]
+    }
+  }
+
   # Reads and writes KEK items; the canary writes the org settings item (last access error).
   dynamic "statement" {
     for_each = local.serves_orgs ? [1] : []

@@ -253,13 +253,24 @@ variable "rotation_reserved_concurrency" {
 }
 
 variable "access_canary_schedule_expression" {
-  description = "EventBridge Scheduler expression of the access canary, rate(...) or cron(...), e.g. rate(1 hour); null (the default until the rotation handler runs the {\"task\": \"access-canary\"} event) for no canary and no access alarms. Each run unwraps every served org's active KEK through KMS; keep it at most hourly, the access alarms' period."
+  description = "EventBridge Scheduler expression of the access canary, rate(...) or cron(...); null for no canary and no access alarms. Each run unwraps every served org's live KEKs through KMS, records the org's last access error in its settings item and emits OrgAccessRevoked / OrgAccessUnavailable; keep it at most hourly, the access alarms' period."
   type        = string
-  default     = null
+  default     = "rate(1 hour)"
 
   validation {
     condition     = var.access_canary_schedule_expression == null || can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours)\\)|cron\\([^)]+\\))$", var.access_canary_schedule_expression))
     error_message = "access_canary_schedule_expression must be rate(<n> minutes|hours), cron(<fields>) or null."
+  }
+}
+
+variable "playback_sweep_schedule_expression" {
+  description = "EventBridge Scheduler expression of the playback sweep, rate(...) or cron(...); null for none (then expired playback copies go with the daily rotation run and the bucket's one-day lifecycle rule). A plaintext copy outlives its pre-signed URL by at most this period."
+  type        = string
+  default     = "rate(15 minutes)"
+
+  validation {
+    condition     = var.playback_sweep_schedule_expression == null || can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours)\\)|cron\\([^)]+\\))$", var.playback_sweep_schedule_expression))
+    error_message = "playback_sweep_schedule_expression must be rate(<n> minutes|hours), cron(<fields>) or null."
   }
 }
 
