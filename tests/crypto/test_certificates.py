@@ -22,14 +22,18 @@ from pyasn1.codec.der import decoder
 from pyasn1_modules import rfc5280, rfc5480
 
 from kmsbridge.crypto import certificates as certs
+from kmsbridge.crypto import trust as trust_module
 from kmsbridge.crypto.certificates import (
-    TrustAnchors,
-    VerificationCache,
     build_ca_certificate,
     build_kek_certificate,
     fingerprint,
     load_pem_chain,
     pem_chain,
+)
+from kmsbridge.crypto.trust import (
+    TrustAnchors,
+    VerificationCache,
+    load_trust,
     verify_kek_certificate,
 )
 from kmsbridge.errors import IntegrityError, InvalidRequest
@@ -324,8 +328,8 @@ def test_cache_skips_signatures_but_not_dates(kek, monkeypatch):
     chain = [issue(kek), platform_ca()]
     trust = TrustAnchors(platform=(platform_ca(),))
     calls = []
-    real = certs._verify
-    monkeypatch.setattr(certs, "_verify", lambda *a: calls.append(1) or real(*a))
+    real = trust_module._verify
+    monkeypatch.setattr(trust_module, "_verify", lambda *a: calls.append(1) or real(*a))
     cache_ = VerificationCache()
     for _ in range(3):
         verify(chain, trust=trust, cache=cache_)
@@ -336,3 +340,17 @@ def test_cache_skips_signatures_but_not_dates(kek, monkeypatch):
     assert len(calls) == 2  # another expectation is another entry
     with pytest.raises(IntegrityError):
         verify(chain, trust=trust, cache=cache_, org="evil")
+
+
+def test_load_trust_reads_the_encryptors_own_files(tmp_path):
+    (tmp_path / "ca.pem").write_bytes(pem_chain([platform_ca()]))
+    trust = load_trust(str(tmp_path / "ca.pem"), fingerprint(platform_ca(1)).upper())
+    assert trust.platform == (platform_ca(),)
+    assert trust.platform_fingerprints == (fingerprint(platform_ca(1)),)
+    with pytest.raises(InvalidRequest, match="cannot read the pinned CA file"):
+        load_trust(str(tmp_path / "missing.pem"))
+    with pytest.raises(InvalidRequest, match="64 hex digits"):
+        load_trust(ca_fingerprint="abc")
+    (tmp_path / "leaf.pem").write_bytes(b"not pem")
+    with pytest.raises(InvalidRequest, match="not PEM certificates"):
+        load_trust(str(tmp_path / "leaf.pem"))

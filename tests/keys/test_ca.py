@@ -12,7 +12,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kmsbridge.crypto.certificates import TrustAnchors, pem_chain, verify_kek_certificate
+from kmsbridge.crypto.certificates import pem_chain
+from kmsbridge.crypto.trust import TrustAnchors, verify_kek_certificate
 from kmsbridge.errors import InvalidRequest, NotFound
 from kmsbridge.keys.ca import KmsSigner, certify_kek, create_ca, find_ca, get_ca
 from kmsbridge.store import KeyStore
