@@ -13,6 +13,7 @@ checked on every call, so a cached certificate still expires on time.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import NameOID
 
-from kmsbridge.crypto.certificates import fingerprint, key_usage, spki_of
+from kmsbridge.crypto.certificates import fingerprint, key_usage, load_pem_chain, spki_of
 from kmsbridge.errors import IntegrityError, InvalidRequest
 from kmsbridge.formats import kek_id_of
 
@@ -48,6 +49,8 @@ class TrustAnchors:
     platform_fingerprints: tuple[str, ...] = ()
     customer: Mapping[str, tuple[x509.Certificate, ...]] = field(default_factory=dict)
 
+    _pins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
     def __post_init__(self) -> None:
         if not (self.platform or self.platform_fingerprints or self.customer):
             raise InvalidRequest(
@@ -56,6 +59,13 @@ class TrustAnchors:
             )
         for ca in (*self.platform, *(c for cs in self.customer.values() for c in cs)):
             _check_is_ca(ca)
+
+    def pins_for(self, org: str) -> str:
+        """Everything pinned for ``org``, as one string: part of the cache key (memoized)."""
+        if org not in self._pins:
+            pinned = [fingerprint(c) for c in (*self.platform, *self.customer.get(org, ()))]
+            self._pins[org] = ",".join(sorted(pinned)) + "|" + ",".join(self.platform_fingerprints)
+        return self._pins[org]
 
     def anchors_for(self, org: str, presented: Sequence[x509.Certificate]) -> dict[str, str]:
         """Pinned CA fingerprints usable for ``org``, each with its profile."""
@@ -83,7 +93,7 @@ class VerifiedKek:
 
 
 class VerificationCache:
-    """Verified paths per process, bounded; keyed by every certificate's and CA's fingerprint."""
+    """Verified paths per process, bounded; keyed by the chain's bytes, the pins, org, KEK."""
 
     def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
@@ -112,7 +122,7 @@ PROCESS_CACHE = VerificationCache()
 
 
 def verify_kek_certificate(
-    certificates: Sequence[x509.Certificate],
+    chain: bytes | Sequence[bytes],
     *,
     org: str,
     trust: TrustAnchors,
@@ -120,23 +130,39 @@ def verify_kek_certificate(
     kek_id: str | None = None,
     cache: VerificationCache | None = PROCESS_CACHE,
 ) -> VerifiedKek:
-    """Check a KEK certificate (first) and its chain (the rest) for encrypting to ``org``.
+    """Check a KEK certificate and its chain for encrypting to ``org``.
 
-    ``kek_id``, when given, is the KEK the caller expects (a key-table item's). Refusals:
-    IntegrityError for anything untrusted, tampered, of another org or KEK, or misused;
-    InvalidRequest for a certificate outside its dates (the caller needs a fresh one).
+    ``chain``: PEM (a bundle: the KEK certificate first), or DER certificates (the key
+    table's), KEK certificate first. ``kek_id``, when given, is the KEK the caller expects.
+    Refusals: IntegrityError for anything untrusted, tampered, of another org or KEK, or
+    misused; InvalidRequest for a certificate outside its dates (a fresh one is needed).
+    The cache key is the bytes given, not parsed objects, so a hit parses nothing.
     """
-    if not certificates:
-        raise IntegrityError("there is no KEK certificate to verify")
-    anchors = trust.anchors_for(org, certificates)
-    key = (org, kek_id or "", *sorted(anchors), *(fingerprint(c) for c in certificates))
+    encoded = [chain] if isinstance(chain, bytes) else list(chain)
+    digest = hashlib.sha256(b"".join(len(e).to_bytes(4, "big") + e for e in encoded)).hexdigest()
+    key = (org, kek_id or "", trust.pins_for(org), digest)
     verified = cache.get(key) if cache is not None else None
     if verified is None:
+        certificates = _parse(chain)
+        anchors = trust.anchors_for(org, certificates)
         verified = _verify(certificates, org, kek_id, anchors, trust)
         if cache is not None:
             cache.put(key, verified)
     check_dates(verified, now)
     return verified
+
+
+def _parse(chain: bytes | Sequence[bytes]) -> list[x509.Certificate]:
+    if isinstance(chain, bytes):
+        certificates = load_pem_chain(chain)
+    else:
+        try:
+            certificates = [x509.load_der_x509_certificate(der) for der in chain]
+        except ValueError:
+            raise IntegrityError("a stored KEK certificate is not DER X.509") from None
+    if not certificates:
+        raise IntegrityError("there is no KEK certificate to verify")
+    return certificates
 
 
 def check_dates(verified: VerifiedKek, now: datetime) -> None:

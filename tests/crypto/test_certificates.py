@@ -84,9 +84,11 @@ def issue(kek: KekPublicKey, org: str = "acme", slot: int = 0, **dates: object) 
 
 
 def verify(chain: list[x509.Certificate], trust: TrustAnchors | None = None, **kw: object):
+    """Through the key table's form (DER certificates); bundles are PEM (tested below)."""
     options = {"org": "acme", "now": FIXED_NOW, "cache": None} | kw
+    ders = [c.public_bytes(serialization.Encoding.DER) for c in chain]
     return verify_kek_certificate(
-        chain, trust=trust or TrustAnchors(platform=(platform_ca(),)), **options
+        ders, trust=trust or TrustAnchors(platform=(platform_ca(),)), **options
     )
 
 
@@ -260,9 +262,19 @@ def test_a_changed_byte_is_refused(kek, where):
         verify([changed])
 
 
-def test_pem_garbage_is_integrity():
+def test_pem_bundle_and_garbage(kek):
+    trust = TrustAnchors(platform=(platform_ca(),))
+    bundle = pem_chain([issue(kek), platform_ca()])
+    verified = verify_kek_certificate(bundle, org="acme", trust=trust, now=FIXED_NOW, cache=None)
+    assert verified.kek_id == kek.kek_id
+    garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     with pytest.raises(IntegrityError, match="not X.509 certificates in PEM"):
-        load_pem_chain(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+        load_pem_chain(garbage)
+    for bad in (garbage, b"", b"{}"):
+        with pytest.raises(IntegrityError):
+            verify_kek_certificate(bad, org="acme", trust=trust, now=FIXED_NOW, cache=None)
+    with pytest.raises(IntegrityError, match="not DER X.509"):
+        verify_kek_certificate([b"\x30\x00"], org="acme", trust=trust, now=FIXED_NOW)
 
 
 @pytest.mark.parametrize(

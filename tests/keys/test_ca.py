@@ -114,7 +114,7 @@ def test_kek_certificate_signed_through_kms_verifies_and_openssl_agrees(
 
     cert = x509.load_der_x509_certificate(der)
     verified = verify_kek_certificate(
-        [cert],
+        [der],
         org="acme",
         kek_id=kek.kek_id,
         now=FIXED_NOW + DAY,
