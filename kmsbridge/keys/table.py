@@ -316,6 +316,8 @@ def kek_to_item(record: KekRecord) -> dict[str, Any]:
         item["wrapped_private_key"] = {"B": record.wrapped_private_key}
     if record.certificate is not None:
         item["certificate"] = {"B": record.certificate}
+    if record.certificate_chain:
+        item["certificate_chain"] = {"L": [{"B": c} for c in record.certificate_chain]}
     for name in _OPTIONAL_STRINGS:
         value = getattr(record, name)
         if value is not None:
@@ -337,6 +339,9 @@ def kek_from_item(item: dict[str, Any]) -> KekRecord:
         created_at=item["created_at"]["S"],
         source=item.get("source", {"S": "generated"})["S"],
         certificate=optional("certificate", "B"),
+        certificate_chain=tuple(
+            bytes(c["B"]) for c in item.get("certificate_chain", {"L": []})["L"]
+        ),
         version=int(item["version"]["N"]),
         **{name: optional(name, "S") for name in _OPTIONAL_STRINGS},
     )
