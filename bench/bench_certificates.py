@@ -28,9 +28,9 @@ from kmsbridge.crypto.certificates import (
     build_kek_certificate,
     pem_chain,
 )
+from kmsbridge.crypto.kek import KekPublicKey
 from kmsbridge.crypto.trust import TrustAnchors, VerificationCache, verify_kek_certificate
-from kmsbridge.keks import KekPublicKey
-from kmsbridge.recordings import encrypt_stream
+from kmsbridge.recordings.codec import encrypt_stream
 
 ORG = "bench"
 NOW = datetime.now(UTC)

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from kmsbridge.crypto.certificates import build_ca_certificate, build_kek_certificate
 from kmsbridge.errors import InvalidRequest, KmsBridgeError, KmsUnavailable, NotFound
-from kmsbridge.kms import error_for_kms_code, region_of
-from kmsbridge.store import KeyStore, _aws_errors
+from kmsbridge.keys.kms import error_for_kms_code, region_of
+from kmsbridge.keys.table import KeyStore, _aws_errors
 
 CA_PARTITION_KEY = "#platform"
 CA_SORT_KEY = "#ca"

@@ -30,6 +30,7 @@ from kmsbridge.crypto.certificates import (
     load_pem_chain,
     pem_chain,
 )
+from kmsbridge.crypto.kek import KekPublicKey
 from kmsbridge.crypto.trust import (
     TrustAnchors,
     VerificationCache,
@@ -37,7 +38,6 @@ from kmsbridge.crypto.trust import (
     verify_kek_certificate,
 )
 from kmsbridge.errors import IntegrityError, InvalidRequest
-from kmsbridge.keks import KekPublicKey
 from tests.conftest import FIXED_NOW
 from tests.legacy_pki import make_identity, rsa_key
 

@@ -16,7 +16,7 @@ from kmsbridge.crypto.certificates import pem_chain
 from kmsbridge.crypto.trust import TrustAnchors, verify_kek_certificate
 from kmsbridge.errors import InvalidRequest, NotFound
 from kmsbridge.keys.ca import KmsSigner, certify_kek, create_ca, find_ca, get_ca
-from kmsbridge.store import KeyStore
+from kmsbridge.keys.table import KeyStore
 from tests.conftest import FIXED_NOW
 
 DAY = timedelta(days=1)
