@@ -34,7 +34,13 @@ def add_org(ctx: Context) -> int:
 
     a = ctx.args
     org, kek = create_org(
-        ctx.store, ctx.kms, a.org, a.kms_keys, cryptoperiod_days=a.cryptoperiod_days, bits=a.bits
+        ctx.store,
+        ctx.kms,
+        a.org,
+        a.kms_keys,
+        cryptoperiod_days=a.cryptoperiod_days,
+        bits=a.bits,
+        certifier=ctx.services.certifier,
     )
     ctx.emit(
         {

@@ -14,6 +14,7 @@ checked on every call, so a cached certificate still expires on time.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -281,12 +282,16 @@ def _extension(extensions: x509.Extensions, kind: type[x509.ExtensionType]) -> A
 
 
 def load_trust(
+    org: str,
+    *,
     ca_file: str | None = None,
     ca_fingerprint: str | None = None,
-    customer_ca_files: Mapping[str, str] | None = None,
+    customer_ca_file: str | None = None,
+    customer_ca_dir: str | None = None,
 ) -> TrustAnchors:
-    """The encryptor's pins from its own configuration: a platform CA file (PEM, one or
-    more CA certificates) or fingerprint, and per org a customer CA file."""
+    """The encryptor's pins for ``org``, from its own configuration: the platform CA (a PEM
+    file of one or more CA certificates, or the SHA-256 fingerprint of one), and for an org
+    with imported keys its customer CA (a file, or ``ORG.pem`` in a directory)."""
     platform = tuple(_read_cas(ca_file)) if ca_file else ()
     pins: tuple[str, ...] = ()
     if ca_fingerprint:
@@ -296,7 +301,10 @@ def load_trust(
                 "a CA fingerprint is the SHA-256 of its certificate, 64 hex digits"
             )
         pins = (pin,)
-    customer = {org: tuple(_read_cas(path)) for org, path in (customer_ca_files or {}).items()}
+    if customer_ca_file is None and customer_ca_dir:
+        candidate = os.path.join(customer_ca_dir, f"{org}.pem")
+        customer_ca_file = candidate if os.path.isfile(candidate) else None
+    customer = {org: tuple(_read_cas(customer_ca_file))} if customer_ca_file else {}
     return TrustAnchors(platform=platform, platform_fingerprints=pins, customer=customer)
 
 
