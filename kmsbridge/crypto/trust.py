@@ -43,7 +43,8 @@ class TrustAnchors:
     ``platform``: platform CA certificates; ``platform_fingerprints``: SHA-256 fingerprints
     of platform CA certificates that are presented with the chain (the bundle or the key
     table) and accepted only when they match; ``customer``: per org, the customer CAs
-    under which that org's imported (BYOK) keys are accepted.
+    under which that org's imported (BYOK) keys are accepted, or the customer's (often
+    self-signed) certificate itself, pinned directly.
     """
 
     platform: tuple[x509.Certificate, ...] = ()
@@ -58,7 +59,7 @@ class TrustAnchors:
                 "no CA is pinned: give the platform CA (--ca FILE or KMSBRIDGE_CA_FILE, "
                 "or --ca-fingerprint)"
             )
-        for ca in (*self.platform, *(c for cs in self.customer.values() for c in cs)):
+        for ca in self.platform:
             _check_is_ca(ca)
 
     def pins_for(self, org: str) -> str:
@@ -215,6 +216,8 @@ def _path_to_anchor(
     pinned: Sequence[x509.Certificate],
 ) -> tuple[list[x509.Certificate], x509.Certificate]:
     """The path from ``leaf`` to a pinned CA: every signature and CA flag checked."""
+    if anchors.get(fingerprint(leaf)) == CUSTOMER:
+        return [], leaf  # the customer's certificate itself is pinned
     candidates = [*pinned, *untrusted]
     path = [leaf]
     while len(path) < MAX_PATH_LENGTH:

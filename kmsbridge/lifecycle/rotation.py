@@ -130,8 +130,11 @@ def public_key_for_encryption(
     org_record, kek = store.active_kek(validate_org(org))
     until = not_after(org_record, kek)
     if rotate_if_expired and now >= until:
-        if kms is None:
-            raise InvalidRequest("rotating an expired KEK needs KMS access (a KekWrapper)")
+        if kms is None or certifier is None:
+            raise InvalidRequest(
+                "rotating an expired KEK needs KMS access (a KekWrapper) and the platform CA "
+                "(a KekCertifier) to certify its successor"
+            )
         try:
             kek = _rotate(store, kms, org_record, kek, now, certifier)[1]
         except ConflictError:

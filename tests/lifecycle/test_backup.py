@@ -32,8 +32,10 @@ def play(world: World, blob: bytes) -> bytes:
 
 def two_keks(world: World) -> dict[bytes, bytes]:
     recordings = {world.encrypt(b"before", "r1"): b"before"}
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY)
-    public = public_key_for_encryption(world.store, world.org, now=FIXED_NOW + DAY)
+    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY, certifier=world.certifier)
+    public = public_key_for_encryption(
+        world.store, world.org, trust=world.trust, now=FIXED_NOW + DAY
+    )
     out = io.BytesIO()
     encrypt_stream(io.BytesIO(b"after"), out, public_key=public, org=world.org, recording_id="r2")
     recordings[out.getvalue()] = b"after"

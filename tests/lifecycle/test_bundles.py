@@ -38,7 +38,9 @@ def test_a_bundle_is_good_until_not_after_and_refused_from_then_on(
 def test_after_rotation_a_new_bundle_carries_the_new_key_and_a_new_not_after(
     world: World, tmp_path: Path
 ) -> None:
-    done = rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + 80 * DAY)
+    done = rotate(
+        world.store, world.wrapper, world.org, now=FIXED_NOW + 80 * DAY, certifier=world.certifier
+    )
     bundle = bundle_for(world.store, world.org)
     assert bundle["kek"] == done.active_kek
     assert bundle["not_after"] == iso(FIXED_NOW + 170 * DAY)
