@@ -211,3 +211,15 @@ def server_world(server_aws: AwsClients, clock: Clock) -> World:
 
 def boto_client(service: str) -> object:
     return boto3.client(service, region_name=REGION)
+
+
+def pin_platform_ca(
+    store: KeyStore, kms_client: Any, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A platform CA in the table (before ``org add``) and pinned as encryptors pin it:
+    ``KMSBRIDGE_CA_FILE``, which CLI subprocesses inherit."""
+    certifier = platform_certifier(store, kms_client)
+    path = folder / "platform-ca.pem"
+    path.write_bytes(pem_chain([certifier.ca.certificate]))
+    monkeypatch.setenv("KMSBRIDGE_CA_FILE", str(path))
+    return path
