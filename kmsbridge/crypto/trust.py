@@ -131,6 +131,7 @@ def verify_kek_certificate(
     now: datetime,
     kek_id: str | None = None,
     cache: VerificationCache | None = PROCESS_CACHE,
+    check_validity: bool = True,
 ) -> VerifiedKek:
     """Check a KEK certificate and its chain for encrypting to ``org``.
 
@@ -138,7 +139,8 @@ def verify_kek_certificate(
     table's), KEK certificate first. ``kek_id``, when given, is the KEK the caller expects.
     Refusals: IntegrityError for anything untrusted, tampered, of another org or KEK, or
     misused; InvalidRequest for a certificate outside its dates (a fresh one is needed).
-    The cache key is the bytes given, not parsed objects, so a hit parses nothing.
+    The cache key is the bytes given, not parsed objects, so a hit parses nothing. A caller
+    that passes ``check_validity=False`` calls ``check_dates`` itself before using the key.
     """
     encoded = [chain] if isinstance(chain, bytes) else list(chain)
     digest = hashlib.sha256(b"".join(len(e).to_bytes(4, "big") + e for e in encoded)).hexdigest()
@@ -150,7 +152,8 @@ def verify_kek_certificate(
         verified = _verify(certificates, org, kek_id, anchors, trust)
         if cache is not None:
             cache.put(key, verified)
-    check_dates(verified, now)
+    if check_validity:
+        check_dates(verified, now)
     return verified
 
 

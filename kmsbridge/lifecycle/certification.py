@@ -27,10 +27,12 @@ from kmsbridge.crypto.trust import (
     PROCESS_CACHE,
     TrustAnchors,
     VerificationCache,
+    check_dates,
     verify_kek_certificate,
 )
 from kmsbridge.errors import ConflictError, IntegrityError, KmsBridgeError
 from kmsbridge.keys.ca import CaRecord, KmsSigner, certify_kek, find_ca
+from kmsbridge.keys.policy import check_certificate_started, check_not_expired, not_after
 from kmsbridge.keys.records import KekRecord, OrgRecord
 from kmsbridge.keys.table import KeyStore
 
@@ -88,17 +90,27 @@ def verified_public_key(
     *,
     trust: TrustAnchors,
     now: datetime,
+    org: OrgRecord | None = None,
     cache: VerificationCache | None = PROCESS_CACHE,
 ) -> KekPublicKey:
-    """The public key of a key-table KEK, only if its certificate checks out for its org."""
-    verify_kek_certificate(
+    """The public key of a key-table KEK, only if its certificate checks out for its org.
+
+    Trust first (INTEGRITY for anything the pins do not vouch for), then the cryptoperiod
+    and the dates, so a forged certificate is never reported as merely expired.
+    """
+    verified = verify_kek_certificate(
         certificate_chain(store, kek),
         org=kek.org,
         kek_id=kek.kek_id,
         trust=trust,
         now=now,
         cache=cache,
+        check_validity=False,
     )
+    org_record = store.get_org(kek.org) if org is None else org
+    check_not_expired(kek.org, not_after(org_record, kek), now)
+    check_certificate_started(kek.org, kek, now)
+    check_dates(verified, now)
     return KekPublicKey.from_der(kek.public_key)
 
 

@@ -32,8 +32,6 @@ from kmsbridge.errors import ConflictError, InvalidRequest, KmsBridgeError, NotF
 from kmsbridge.formats import DEFAULT_KEK_BITS, KEK_KEY_SIZES, validate_kek_id, validate_org
 from kmsbridge.keys.kms import KekWrapper, validate_key_arns, verify_wrapped
 from kmsbridge.keys.policy import (
-    check_certificate_started,
-    check_not_expired,
     not_after,
     validate_cryptoperiod,
 )
@@ -139,10 +137,7 @@ def public_key_for_encryption(
             kek = _rotate(store, kms, org_record, kek, now, certifier)[1]
         except ConflictError:
             org_record, kek = store.active_kek(org)
-        until = not_after(org_record, kek)
-    check_not_expired(org, until, now)
-    check_certificate_started(org, kek, now)
-    return verified_public_key(store, kek, trust=trust, now=now)
+    return verified_public_key(store, kek, trust=trust, now=now, org=org_record)
 
 
 # ---------------------------------------------------------------- rotation

@@ -356,13 +356,27 @@ def test_cache_skips_signatures_but_not_dates(kek, monkeypatch):
 
 def test_load_trust_reads_the_encryptors_own_files(tmp_path):
     (tmp_path / "ca.pem").write_bytes(pem_chain([platform_ca()]))
-    trust = load_trust(str(tmp_path / "ca.pem"), fingerprint(platform_ca(1)).upper())
+    trust = load_trust(
+        "acme", ca_file=str(tmp_path / "ca.pem"), ca_fingerprint=fingerprint(platform_ca(1)).upper()
+    )
     assert trust.platform == (platform_ca(),)
     assert trust.platform_fingerprints == (fingerprint(platform_ca(1)),)
+    (tmp_path / "customers").mkdir()
+    (tmp_path / "customers" / "acme.pem").write_bytes(pem_chain([platform_ca(2)]))
+    by_dir = load_trust(
+        "acme", ca_file=str(tmp_path / "ca.pem"), customer_ca_dir=str(tmp_path / "customers")
+    )
+    assert by_dir.customer == {"acme": (platform_ca(2),)}
+    other = load_trust(
+        "globex", ca_file=str(tmp_path / "ca.pem"), customer_ca_dir=str(tmp_path / "customers")
+    )
+    assert other.customer == {}
     with pytest.raises(InvalidRequest, match="cannot read the pinned CA file"):
-        load_trust(str(tmp_path / "missing.pem"))
+        load_trust("acme", ca_file=str(tmp_path / "missing.pem"))
     with pytest.raises(InvalidRequest, match="64 hex digits"):
-        load_trust(ca_fingerprint="abc")
+        load_trust("acme", ca_fingerprint="abc")
     (tmp_path / "leaf.pem").write_bytes(b"not pem")
     with pytest.raises(InvalidRequest, match="not PEM certificates"):
-        load_trust(str(tmp_path / "leaf.pem"))
+        load_trust("acme", ca_file=str(tmp_path / "leaf.pem"))
+    with pytest.raises(InvalidRequest, match="no CA is pinned"):
+        load_trust("acme")

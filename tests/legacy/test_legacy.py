@@ -353,7 +353,7 @@ def test_an_active_imported_kek_encrypts_nothing_before_its_certificate_starts(
     do_import(world, later, activate=True)
     with pytest.raises(InvalidRequest, match="not valid before"):
         public_key_for_encryption(
-            world.store, world.org, trust=world.trust, now=FIXED_NOW - 2 * DAY
+            world.store, world.org, trust=customer_trust(world, later), now=FIXED_NOW - 2 * DAY
         )
 
 
