@@ -12,6 +12,7 @@ import base64
 import json
 import socket
 import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -357,3 +358,16 @@ def test_trust_anchors_type_is_what_the_cli_builds(cli_org: dict[str, Any]) -> N
 
     trust = Services().trust_for("acme")
     assert isinstance(trust, TrustAnchors) and len(trust.platform) == 1
+
+
+def test_verifying_never_loads_the_asn1_library(tmp_path: Path) -> None:
+    """pyasn1 is for issuing; an offline encryptor's start-up does not pay for it."""
+    probe = (
+        "import sys\n"
+        "import kmsbridge.cli.crypt, kmsbridge.keys.bundle, kmsbridge.lifecycle.certification\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pyasn1')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -34,9 +34,6 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from pyasn1.codec.der import decoder, encoder
-from pyasn1.type import univ
-from pyasn1_modules import rfc5280, rfc5480
 
 from kmsbridge.errors import IntegrityError, InvalidRequest
 from kmsbridge.formats import kek_id_of
@@ -162,23 +159,28 @@ def _ca_public_key(public_key_der: bytes) -> ec.EllipticCurvePublicKey:
     return public
 
 
-def _ecdsa_with_sha384() -> rfc5280.AlgorithmIdentifier:
-    algorithm = rfc5280.AlgorithmIdentifier()
-    algorithm["algorithm"] = rfc5480.ecdsa_with_SHA384  # parameters absent: RFC 5758, 3.2
-    return algorithm
-
-
 def _signed(
     builder: x509.CertificateBuilder, issuer_key: ec.EllipticCurvePublicKey, sign: Signer
 ) -> x509.Certificate:
+    # Imported here: pyasn1-modules' RFC 5280 schema takes ~0.1-0.3 s to import, which only
+    # issuing pays; an encryptor that verifies certificates never loads it.
+    from pyasn1.codec.der import decoder, encoder
+    from pyasn1.type import univ
+    from pyasn1_modules import rfc5280, rfc5480
+
+    def ecdsa_with_sha384() -> rfc5280.AlgorithmIdentifier:
+        algorithm = rfc5280.AlgorithmIdentifier()
+        algorithm["algorithm"] = rfc5480.ecdsa_with_SHA384  # parameters absent: RFC 5758, 3.2
+        return algorithm
+
     scratch = builder.sign(ec.generate_private_key(CA_CURVE()), SIGNATURE_HASH())
     tbs, _ = decoder.decode(scratch.tbs_certificate_bytes, asn1Spec=rfc5280.TBSCertificate())
-    tbs["signature"] = _ecdsa_with_sha384()
+    tbs["signature"] = ecdsa_with_sha384()
     tbs_der = encoder.encode(tbs)
     signature = sign(tbs_der)
     certificate = rfc5280.Certificate()
     certificate["tbsCertificate"] = tbs
-    certificate["signatureAlgorithm"] = _ecdsa_with_sha384()
+    certificate["signatureAlgorithm"] = ecdsa_with_sha384()
     certificate["signature"] = univ.BitString.fromOctetString(signature)
     issued = x509.load_der_x509_certificate(encoder.encode(certificate))
     try:
