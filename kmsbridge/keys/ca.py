@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kmsbridge.crypto.certificates import build_ca_certificate, build_kek_certificate
 from kmsbridge.errors import InvalidRequest, KmsBridgeError, KmsUnavailable, NotFound
 from kmsbridge.keys.kms import error_for_kms_code, region_of
-from kmsbridge.keys.table import KeyStore, _aws_errors
+from kmsbridge.keys.table import KeyStore
 
 CA_PARTITION_KEY = "#platform"
 CA_SORT_KEY = "#ca"
@@ -132,20 +132,14 @@ def create_ca(store: KeyStore, signer: KmsSigner, *, now: datetime) -> CaRecord:
         certificate_der=certificate.public_bytes(Encoding.DER),
         created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    with _aws_errors(conflict="the platform CA was created concurrently; run it again"):
-        store.client.put_item(
-            TableName=store.table,
-            Item=_to_item(record),
-            ConditionExpression="attribute_not_exists(org) AND attribute_not_exists(kek)",
-        )
+    store.put_new_item(
+        _to_item(record), conflict="the platform CA was created concurrently; run it again"
+    )
     return record
 
 
 def find_ca(store: KeyStore) -> CaRecord | None:
-    with _aws_errors():
-        item = store.client.get_item(TableName=store.table, Key=_key(), ConsistentRead=True).get(
-            "Item"
-        )
+    item = store.get_item(CA_PARTITION_KEY, CA_SORT_KEY)
     return None if item is None else _from_item(item)
 
 

@@ -111,6 +111,15 @@ class KeyStore:
         with _aws_errors(self.table, conflict=f"KEK {record.kek_id[:12]}… already exists"):
             self.client.put_item(**self._put_new(kek_to_item(record)))
 
+    def get_item(self, partition: str, sort_key: str) -> dict[str, Any] | None:
+        """One item as DynamoDB returns it (for items that are not an org's: the CA's)."""
+        return self._get(partition, sort_key)
+
+    def put_new_item(self, item: dict[str, Any], conflict: str) -> None:
+        """Add an item that must not exist yet; ``conflict`` is the error if it does."""
+        with _aws_errors(conflict=conflict):
+            self.client.put_item(**self._put_new(item))
+
     def activate(self, org: OrgRecord, new_kek: KekRecord, now: str) -> OrgRecord:
         """Make ``new_kek`` (a new item) the active KEK and retire the previous one, atomically.
 
