@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -41,12 +40,12 @@ def run(quick: bool = False) -> list[Result]:
     public = bench_kek()[1]
     ca, bundle_pem = make_bundle(public)
     trust = TrustAnchors(platform=(ca,))
-    rsa_wrap = median_of(repeats, lambda: public.wrap_dek(b"\x00" * 32))
-    cold = median_of(repeats // 4, lambda: verify_pem(bundle_pem, trust, VerificationCache()))
+    rsa_wrap = best_of(repeats, lambda: public.wrap_dek(b"\x00" * 32))
+    cold = best_of(repeats // 4, lambda: verify_pem(bundle_pem, trust, VerificationCache()))
     warm_cache = VerificationCache()
     verify_pem(bundle_pem, trust, warm_cache)
-    warm = median_of(repeats, lambda: verify_pem(bundle_pem, trust, warm_cache))
-    before, after = fixed_costs(public, bundle_pem, trust, repeats)
+    warm = best_of(repeats, lambda: verify_pem(bundle_pem, trust, warm_cache))
+    before, after, first = fixed_costs(public, bundle_pem, trust, repeats)
     return [
         Result(
             "certificates",
@@ -71,6 +70,14 @@ def run(quick: bool = False) -> list[Result]:
             f"JSON bundle, no certificate {fmt_ms(before)}",
             after / before,
             "<= 1.1x",
+        ),
+        Result(
+            "certificates",
+            "offline encrypt fixed cost, the first file of a process (nothing cached)",
+            fmt_ms(first),
+            f"JSON bundle, no certificate {fmt_ms(before)}",
+            first / before,
+            "",
         ),
     ]
 
@@ -103,8 +110,9 @@ def verify_pem(bundle_pem: bytes, trust: TrustAnchors, cache: VerificationCache)
 
 def fixed_costs(
     public: KekPublicKey, bundle_pem: bytes, trust: TrustAnchors, repeats: int
-) -> tuple[float, float]:
-    """Median cost of reading a bundle and encrypting 1 byte: JSON v1, then PEM verified."""
+) -> tuple[float, float, float]:
+    """Best cost of reading a bundle and encrypting 1 byte: JSON v1, PEM verified (cached),
+    PEM verified with an empty cache (a process's first file)."""
     json_bundle = json.dumps(
         {
             "kmsbridge_bundle": 1,
@@ -131,16 +139,20 @@ def fixed_costs(
 
     before_fn = encrypt_with(from_json)
     after_fn = encrypt_with(lambda: verify_pem(bundle_pem, trust, cache))
+    first_fn = encrypt_with(lambda: verify_pem(bundle_pem, trust, VerificationCache()))
     after_fn()  # the first verification fills the per-process cache
-    before, after = [], []
-    for _ in range(repeats):  # interleaved, so machine noise hits both alike
+    before, after, first = [], [], []
+    for i in range(repeats):  # interleaved, so machine noise hits all alike
         before.append(timed(before_fn))
         after.append(timed(after_fn))
-    return statistics.median(before), statistics.median(after)
+        if i % 4 == 0:
+            first.append(timed(first_fn))
+    return min(before), min(after), min(first)
 
 
-def median_of(repeats: int, fn: Callable[[], object]) -> float:
-    return statistics.median(timed(fn) for _ in range(max(repeats, 5)))
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    """The fastest run: on a shared machine the least disturbed one."""
+    return min(timed(fn) for _ in range(max(repeats, 5)))
 
 
 def timed(fn: Callable[[], object]) -> float:
