@@ -59,6 +59,7 @@ __all__ = ["__version__", *_PUBLIC]
 if TYPE_CHECKING:
     from kmsbridge.aws import AwsSettings
     from kmsbridge.crypto.kek import KekPublicKey
+    from kmsbridge.crypto.trust import TrustAnchors, load_trust
     from kmsbridge.decryptor.decryptor import Decryptor
     from kmsbridge.errors import (
         AccessRevoked,
@@ -72,7 +73,6 @@ if TYPE_CHECKING:
         WrongOrg,
     )
     from kmsbridge.integrations.aws_lambda.client import LambdaDataKeySource
-    from kmsbridge.crypto.trust import TrustAnchors, load_trust
     from kmsbridge.keys.bundle import read_bundle
     from kmsbridge.recordings.codec import (
         RecordingInfo,

@@ -7,8 +7,8 @@ pin the CA themselves (``crypto/certificates.TrustAnchors``), so a CA item rewri
 someone who can write the table certifies nothing they accept.
 
 Signing uses ``MessageType=RAW`` (KMS hashes the TBSCertificate with SHA-384 itself): a TBS
-is far below RAW's 4,096-byte limit, and moto 5.2.5 does not implement ``DIGEST`` (it hashes
-the digest again), so RAW is the form both AWS and the tests agree on.
+is far below RAW's 4,096-byte limit, and RAW is what plain moto 5.2.5 signs as AWS does (its
+``DIGEST`` needs the embedded fixture's patch, ``devtools.embedded.enforce_kms_sign_digest``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from kmsbridge.aws import client_error_code, error_for
 from kmsbridge.crypto.certificates import build_ca_certificate, build_kek_certificate
-from kmsbridge.errors import InvalidRequest, KmsBridgeError, KmsUnavailable, NotFound
-from kmsbridge.keys.kms import error_for_kms_code, region_of
+from kmsbridge.errors import (
+    AccessRevoked,
+    IntegrityError,
+    InternalError,
+    InvalidRequest,
+    KmsBridgeError,
+    NotFound,
+)
+from kmsbridge.keys.kms import region_of
 from kmsbridge.keys.table import KeyStore
 
 CA_PARTITION_KEY = "#platform"
@@ -89,18 +97,20 @@ class KmsSigner:
         method = {"GetPublicKey": self.client.get_public_key, "Sign": self.client.sign}[operation]
         try:
             answer: dict[str, Any] = method(**params)
-        except ClientError as exc:
-            raise _ca_error(exc) from None
-        except BotoCoreError:
-            raise KmsUnavailable("KMS is unreachable or timed out; retry later") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise _ca_error(exc) from exc
         return answer
 
 
-def _ca_error(exc: ClientError) -> KmsBridgeError:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    kind = type(error_for_kms_code(code, status))
-    return kind(f"the platform CA's KMS key refused ({code}): it signs no certificate")
+def _ca_error(exc: ClientError | BotoCoreError) -> KmsBridgeError:
+    """``aws.error_for``'s code; its KMS sentences speak of the customer's key, not ours."""
+    error = error_for(exc, "kms", what="the platform CA's KMS key")
+    if isinstance(exc, ClientError) and isinstance(
+        error, AccessRevoked | NotFound | IntegrityError | InternalError
+    ):
+        code = client_error_code(exc)
+        return type(error)(f"the platform CA's KMS key refused ({code}): it signs no certificate")
+    return error
 
 
 # ---------------------------------------------------------------- the CA item

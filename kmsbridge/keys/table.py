@@ -117,7 +117,7 @@ class KeyStore:
 
     def put_new_item(self, item: dict[str, Any], conflict: str) -> None:
         """Add an item that must not exist yet; ``conflict`` is the error if it does."""
-        with _aws_errors(conflict=conflict):
+        with _aws_errors(self.table, conflict=conflict):
             self.client.put_item(**self._put_new(item))
 
     def activate(self, org: OrgRecord, new_kek: KekRecord, now: str) -> OrgRecord:

@@ -33,7 +33,7 @@ from kmsbridge.crypto.trust import (
 from kmsbridge.errors import ConflictError, IntegrityError, KmsBridgeError
 from kmsbridge.keys.ca import CaRecord, KmsSigner, certify_kek, find_ca
 from kmsbridge.keys.policy import check_certificate_started, check_not_expired, not_after
-from kmsbridge.keys.records import KekRecord, OrgRecord
+from kmsbridge.keys.records import KekRecord, KekState, OrgRecord
 from kmsbridge.keys.table import KeyStore
 
 
@@ -147,7 +147,11 @@ def issue_missing(
     issued, failed, skipped = [], [], 0
     for org in orgs:
         for kek in store.list_keks(org.org):
-            if kek.certificate is not None or kek.source != "generated" or kek.state == "destroyed":
+            if (
+                kek.certificate is not None
+                or kek.source != "generated"
+                or kek.state == KekState.DESTROYED
+            ):
                 skipped += 1
             else:
                 try:
@@ -166,7 +170,7 @@ def _certify_stored(
     for attempt in range(2):  # an item changed meanwhile (a rotation retired it) is re-read
         if attempt:
             kek = store.get_kek(org.org, kek.kek_id)
-            if kek.certificate is not None or kek.state == "destroyed":
+            if kek.certificate is not None or kek.state == KekState.DESTROYED:
                 return
         certified = certifier.certify(kek, cryptoperiod_days=org.cryptoperiod_days)
         try:

@@ -8,13 +8,12 @@ import subprocess
 from datetime import timedelta
 
 import pytest
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kmsbridge.crypto.certificates import pem_chain
 from kmsbridge.crypto.trust import TrustAnchors, verify_kek_certificate
-from kmsbridge.errors import InvalidRequest, NotFound
+from kmsbridge.errors import AccessRevoked, InvalidRequest, NotFound
 from kmsbridge.keys.ca import KmsSigner, certify_kek, create_ca, find_ca, get_ca
 from kmsbridge.keys.table import KeyStore
 from tests.conftest import FIXED_NOW
@@ -40,7 +39,7 @@ def store(aws) -> KeyStore:
 
 
 def test_moto_signs_and_verifies_ecc_nist_p384(kms, ca_key):
-    """What the CA relies on in moto: RAW ECDSA_SHA_384 signatures that OpenSSL verifies."""
+    """What the CA relies on in moto: ECDSA_SHA_384 signatures that OpenSSL verifies."""
     public = serialization.load_der_public_key(kms.get_public_key(KeyId=ca_key)["PublicKey"])
     assert isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp384r1"
     message = b"tbs certificate" * 50
@@ -51,14 +50,12 @@ def test_moto_signs_and_verifies_ecc_nist_p384(kms, ca_key):
     verify = {"KeyId": ca_key, "MessageType": "RAW", "SigningAlgorithm": "ECDSA_SHA_384"}
     assert kms.verify(Message=message, Signature=signature, **verify)["SignatureValid"]
     assert not kms.verify(Message=message + b"x", Signature=signature, **verify)["SignatureValid"]
-    # moto 5.2.5 does not implement MessageType=DIGEST (it hashes the digest again), which
-    # is why the CA signs RAW; if moto changes, this says so.
+    # DIGEST: the embedded fixture makes moto sign the given digest, as AWS does.
     digest = hashlib.sha384(message).digest()
     on_digest = kms.sign(
         KeyId=ca_key, Message=digest, MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_384"
     )["Signature"]
-    with pytest.raises(InvalidSignature):
-        public.verify(on_digest, message, ec.ECDSA(hashes.SHA384()))
+    public.verify(on_digest, message, ec.ECDSA(hashes.SHA384()))
 
 
 def test_create_ca_is_self_signed_by_the_kms_key_and_idempotent(store, kms, ca_key):
@@ -156,6 +153,23 @@ def test_kms_refusals_become_one_error_and_no_certificate(store, kms, ca_key, ke
             not_after=FIXED_NOW + DAY,
         )
     with pytest.raises(InvalidRequest, match="not the platform CA's KMS key"):
+        certify_kek(
+            ca,
+            signer,
+            org="acme",
+            spki_der=kek_pair[1].spki_der,
+            not_before=FIXED_NOW,
+            not_after=FIXED_NOW + DAY,
+        )
+
+
+def test_a_disabled_ca_key_signs_nothing(store, kms, ca_key, kek_pair):
+    signer = KmsSigner(kms, ca_key)
+    ca = create_ca(store, signer, now=FIXED_NOW)
+    kms.disable_key(KeyId=ca_key.rsplit("/", 1)[1])
+    with pytest.raises(
+        AccessRevoked, match="platform CA's KMS key refused \\(DisabledException\\)"
+    ):
         certify_kek(
             ca,
             signer,
