@@ -3,18 +3,13 @@
 Settings come from arguments (the CLI's flags), else from the environment the Lambda
 handlers and the CLI share: ``KMSBRIDGE_TABLE``, ``KMSBRIDGE_MAX_AGE_SECONDS``,
 ``KMSBRIDGE_PLAYBACK_BUCKET``, ``KMSBRIDGE_ALLOWED_ORGS``, ``KMSBRIDGE_ROTATION_LEAD_HOURS``,
-<<<<<<< HEAD
 ``KMSBRIDGE_EXPORT_BUCKET`` (the only bucket the jobs function exports to),
 ``KMSBRIDGE_REQUIRE_SEALED`` (``1``: the decryptor's ``unwrap`` releases data keys only
-sealed to a response key; ``0`` or unset: also bare), and boto3's own (``AWS_REGION``,
+sealed to a response key; ``0`` or unset: also bare), the encryptor's pinned CAs
+(``KMSBRIDGE_CA_FILE``, ``KMSBRIDGE_CA_FINGERPRINT``, ``KMSBRIDGE_CUSTOMER_CA_DIR``: one
+``ORG.pem`` per org with imported keys), and boto3's own (``AWS_REGION``,
 ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a ``ConfigurationError`` naming
 the variable. ``Services`` builds each piece on first use and
-=======
-the encryptor's pinned CAs (``KMSBRIDGE_CA_FILE``, ``KMSBRIDGE_CA_FINGERPRINT``,
-``KMSBRIDGE_CUSTOMER_CA_DIR``: one ``ORG.pem`` per org with imported keys), and boto3's
-own (``AWS_REGION``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a
-``ConfigurationError`` naming the variable. ``Services`` builds each piece on first use and
->>>>>>> 7132743 (Wire KEK certificates: org add and rotation certify new KEKs through the platform CA; encryption from the table or a PEM bundle verifies against pinned CAs (--ca, --ca-fingerprint, --customer-ca, KMSBRIDGE_CA_FILE...); ca create|show|issue; the demo checks the certificate and refuses a look-alike bundle)
 keeps it: a Lambda container keeps one for its lifetime, the CLI makes one per command.
 """
 
@@ -51,14 +46,11 @@ class Settings:
     playback_bucket: str | None = None
     allowed_orgs: frozenset[str] | None = None
     rotation_lead: timedelta = timedelta(hours=DEFAULT_ROTATION_LEAD_HOURS)
-<<<<<<< HEAD
     export_bucket: str | None = None
     require_sealed: bool = False
-=======
     ca_file: str | None = None
     ca_fingerprint: str | None = None
     customer_ca_dir: str | None = None
->>>>>>> 7132743 (Wire KEK certificates: org add and rotation certify new KEKs through the platform CA; encryption from the table or a PEM bundle verifies against pinned CAs (--ca, --ca-fingerprint, --customer-ca, KMSBRIDGE_CA_FILE...); ca create|show|issue; the demo checks the certificate and refuses a look-alike bundle)
     aws: AwsSettings = field(default_factory=AwsSettings)
 
     @classmethod
@@ -71,14 +63,11 @@ class Settings:
             playback_bucket=env.get("KMSBRIDGE_PLAYBACK_BUCKET") or None,
             allowed_orgs=_allowed_orgs(env.get("KMSBRIDGE_ALLOWED_ORGS")),
             rotation_lead=_rotation_lead(env.get("KMSBRIDGE_ROTATION_LEAD_HOURS")),
-<<<<<<< HEAD
             export_bucket=env.get("KMSBRIDGE_EXPORT_BUCKET") or None,
             require_sealed=_flag(env, "KMSBRIDGE_REQUIRE_SEALED"),
-=======
             ca_file=env.get("KMSBRIDGE_CA_FILE") or None,
             ca_fingerprint=env.get("KMSBRIDGE_CA_FINGERPRINT") or None,
             customer_ca_dir=env.get("KMSBRIDGE_CUSTOMER_CA_DIR") or None,
->>>>>>> 7132743 (Wire KEK certificates: org add and rotation certify new KEKs through the platform CA; encryption from the table or a PEM bundle verifies against pinned CAs (--ca, --ca-fingerprint, --customer-ca, KMSBRIDGE_CA_FILE...); ca create|show|issue; the demo checks the certificate and refuses a look-alike bundle)
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings  # type: ignore[arg-type]
