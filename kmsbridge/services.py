@@ -7,7 +7,8 @@ handlers and the CLI share: ``KMSBRIDGE_TABLE``, ``KMSBRIDGE_MAX_AGE_SECONDS``,
 ``KMSBRIDGE_REQUIRE_SEALED`` (``1``: the decryptor's ``unwrap`` releases data keys only
 sealed to a response key; ``0`` or unset: also bare), the encryptor's pinned CAs
 (``KMSBRIDGE_CA_FILE``, ``KMSBRIDGE_CA_FINGERPRINT``, ``KMSBRIDGE_CUSTOMER_CA_DIR``: one
-``ORG.pem`` per org with imported keys), and boto3's own (``AWS_REGION``,
+``ORG.pem`` per org with imported keys), ``KMSBRIDGE_CA_KEY_ARN`` (the platform CA's KMS
+key, when given the only one that signs), and boto3's own (``AWS_REGION``,
 ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a ``ConfigurationError`` naming
 the variable. ``Services`` builds each piece on first use and
 keeps it: a Lambda container keeps one for its lifetime, the CLI makes one per command.
@@ -51,6 +52,7 @@ class Settings:
     ca_file: str | None = None
     ca_fingerprint: str | None = None
     customer_ca_dir: str | None = None
+    ca_key_arn: str | None = None
     aws: AwsSettings = field(default_factory=AwsSettings)
 
     @classmethod
@@ -68,6 +70,7 @@ class Settings:
             ca_file=env.get("KMSBRIDGE_CA_FILE") or None,
             ca_fingerprint=env.get("KMSBRIDGE_CA_FINGERPRINT") or None,
             customer_ca_dir=env.get("KMSBRIDGE_CUSTOMER_CA_DIR") or None,
+            ca_key_arn=env.get("KMSBRIDGE_CA_KEY_ARN") or None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings  # type: ignore[arg-type]
@@ -125,8 +128,16 @@ class Services:
 
     @cached_property
     def certifier(self) -> KekCertifier:
-        """The platform CA (from the key table) and its KMS signer, for new KEKs."""
+        """The platform CA (from the key table) and its KMS signer, for new KEKs. With
+        ``KMSBRIDGE_CA_KEY_ARN`` (the platform module sets it), a CA item naming another
+        key is refused: the table does not choose which key signs."""
         ca = get_ca(self.store)
+        expected = self.settings.ca_key_arn
+        if expected is not None and ca.kms_key != expected:
+            raise ConfigurationError(
+                f"the key table's platform CA uses KMS key {ca.kms_key}, not "
+                f"KMSBRIDGE_CA_KEY_ARN ({expected}); nothing was signed"
+            )
         return KekCertifier(
             ca, KmsSigner(self.clients.client("kms", region_of(ca.kms_key)), ca.kms_key)
         )

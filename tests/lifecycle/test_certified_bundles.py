@@ -371,3 +371,20 @@ def test_verifying_never_loads_the_asn1_library(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_signing_key_is_the_configured_one_not_the_tables(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CA item rewritten to name another KMS key signs nothing (KMSBRIDGE_CA_KEY_ARN)."""
+    from kmsbridge.errors import ConfigurationError
+    from kmsbridge.services import Services, Settings
+
+    settings = Settings.from_env(table=world.store.table)
+    assert Services(
+        replace(settings, ca_key_arn=world.certifier.ca.kms_key), clients=world.clients
+    ).certifier
+    other = world.kms_client.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")  # type: ignore[attr-defined]
+    wrong = replace(settings, ca_key_arn=other["KeyMetadata"]["Arn"])
+    with pytest.raises(ConfigurationError, match="not KMSBRIDGE_CA_KEY_ARN"):
+        Services(wrong, clients=world.clients).certifier
