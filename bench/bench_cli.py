@@ -172,10 +172,17 @@ def cli_world() -> Iterator[Cli]:
     ):
         import boto3
 
-        arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
-        cli = Cli(Path(tmp) / "bundle.json")
-        for args in (["table", "create"], ["org", "add", ORG, "--kms-key", arn]):
+        kms = boto3.client("kms")
+        arn = kms.create_key()["KeyMetadata"]["Arn"]
+        ca_key = kms.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+        cli = Cli(Path(tmp) / "bundle.pem")
+        cli.env["KMSBRIDGE_CA_FILE"] = str(Path(tmp) / "platform-ca.pem")
+        for args in (["table", "create"], ["ca", "create", "--kms-key", ca_key["Arn"]]):
             subprocess.run(cli.kmsbridge(*args), env=cli.env, check=True, stdout=subprocess.DEVNULL)
+        with open(cli.env["KMSBRIDGE_CA_FILE"], "wb") as pin:  # the encryptors' pin
+            subprocess.run(cli.kmsbridge("ca", "show"), env=cli.env, check=True, stdout=pin)
+        add = ["org", "add", ORG, "--kms-key", arn]
+        subprocess.run(cli.kmsbridge(*add), env=cli.env, check=True, stdout=subprocess.DEVNULL)
         keys = ["keys", "public", ORG, "-o", str(cli.bundle)]
         subprocess.run(cli.kmsbridge(*keys), env=cli.env, check=True, stdout=subprocess.DEVNULL)
         yield cli
@@ -308,11 +315,13 @@ def _write_calls(folder: Path, calls: int) -> None:
 
 
 def _library(cli: Cli, folder: Path, out: Path) -> float:
+    from kmsbridge.crypto.trust import load_trust
     from kmsbridge.keys.bundle import read_bundle
     from kmsbridge.recordings.codec import encrypt_file
 
     start = time.perf_counter()
-    public = read_bundle(cli.bundle, ORG)  # once per process, as the CLI does
+    trust = load_trust(ORG, ca_file=cli.env["KMSBRIDGE_CA_FILE"])
+    public = read_bundle(cli.bundle, ORG, trust=trust)  # once per process, as the CLI does
     out.mkdir()
     for source in sorted(folder.iterdir()):
         encrypt_file(

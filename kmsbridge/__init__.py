@@ -10,7 +10,9 @@ speak to older recorders and to customers; ``integrations/`` and ``cli/`` are th
 The public API below is loaded lazily: ``import kmsbridge`` imports neither boto3 nor the
 ESDK, so an offline encryptor pays only for what it uses::
 
-    from kmsbridge import KekPublicKey, encrypt_file
+    from kmsbridge import encrypt_file, load_trust, read_bundle
+    trust = load_trust("acme", ca_file="platform-ca.pem")      # the encryptor's own pin
+    key = read_bundle("acme.pem", "acme", trust=trust)         # checked, or INTEGRITY
     encrypt_file("call.wav", "call.enc", org="acme", recording_id="call-1", public_key=key)
 """
 
@@ -42,6 +44,8 @@ _PUBLIC = {
     "decrypt_file": "kmsbridge.recordings.codec",
     "decrypt_range": "kmsbridge.recordings.ranges",
     "read_bundle": "kmsbridge.keys.bundle",
+    "TrustAnchors": "kmsbridge.crypto.trust",
+    "load_trust": "kmsbridge.crypto.trust",
     # playback through AWS
     "AwsSettings": "kmsbridge.aws",
     "Settings": "kmsbridge.services",
@@ -55,6 +59,7 @@ __all__ = ["__version__", *_PUBLIC]
 if TYPE_CHECKING:
     from kmsbridge.aws import AwsSettings
     from kmsbridge.crypto.kek import KekPublicKey
+    from kmsbridge.crypto.trust import TrustAnchors, load_trust
     from kmsbridge.decryptor.decryptor import Decryptor
     from kmsbridge.errors import (
         AccessRevoked,

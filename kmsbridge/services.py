@@ -5,7 +5,10 @@ handlers and the CLI share: ``KMSBRIDGE_TABLE``, ``KMSBRIDGE_MAX_AGE_SECONDS``,
 ``KMSBRIDGE_PLAYBACK_BUCKET``, ``KMSBRIDGE_ALLOWED_ORGS``, ``KMSBRIDGE_ROTATION_LEAD_HOURS``,
 ``KMSBRIDGE_EXPORT_BUCKET`` (the only bucket the jobs function exports to),
 ``KMSBRIDGE_REQUIRE_SEALED`` (``1``: the decryptor's ``unwrap`` releases data keys only
-sealed to a response key; ``0`` or unset: also bare), and boto3's own (``AWS_REGION``,
+sealed to a response key; ``0`` or unset: also bare), the encryptor's pinned CAs
+(``KMSBRIDGE_CA_FILE``, ``KMSBRIDGE_CA_FINGERPRINT``, ``KMSBRIDGE_CUSTOMER_CA_DIR``: one
+``ORG.pem`` per org with imported keys), ``KMSBRIDGE_CA_KEY_ARN`` (the platform CA's KMS
+key, when given the only one that signs), and boto3's own (``AWS_REGION``,
 ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a ``ConfigurationError`` naming
 the variable. ``Services`` builds each piece on first use and
 keeps it: a Lambda container keeps one for its lifetime, the CLI makes one per command.
@@ -20,11 +23,14 @@ from datetime import timedelta
 from functools import cached_property
 
 from kmsbridge.aws import AwsClients, AwsSettings
+from kmsbridge.crypto.trust import TrustAnchors, load_trust
 from kmsbridge.decryptor.decryptor import DEFAULT_MAX_AGE_SECONDS, Decryptor
 from kmsbridge.errors import ConfigurationError, InvalidRequest
 from kmsbridge.formats import validate_org
-from kmsbridge.keys.kms import KekWrapper
+from kmsbridge.keys.ca import KmsSigner, get_ca
+from kmsbridge.keys.kms import KekWrapper, region_of
 from kmsbridge.keys.table import DEFAULT_TABLE, KeyStore
+from kmsbridge.lifecycle.certification import KekCertifier
 
 # The scheduled rotation runs this long before a period ends (a daily schedule is never late).
 DEFAULT_ROTATION_LEAD_HOURS = 24
@@ -43,6 +49,10 @@ class Settings:
     rotation_lead: timedelta = timedelta(hours=DEFAULT_ROTATION_LEAD_HOURS)
     export_bucket: str | None = None
     require_sealed: bool = False
+    ca_file: str | None = None
+    ca_fingerprint: str | None = None
+    customer_ca_dir: str | None = None
+    ca_key_arn: str | None = None
     aws: AwsSettings = field(default_factory=AwsSettings)
 
     @classmethod
@@ -57,6 +67,10 @@ class Settings:
             rotation_lead=_rotation_lead(env.get("KMSBRIDGE_ROTATION_LEAD_HOURS")),
             export_bucket=env.get("KMSBRIDGE_EXPORT_BUCKET") or None,
             require_sealed=_flag(env, "KMSBRIDGE_REQUIRE_SEALED"),
+            ca_file=env.get("KMSBRIDGE_CA_FILE") or None,
+            ca_fingerprint=env.get("KMSBRIDGE_CA_FINGERPRINT") or None,
+            customer_ca_dir=env.get("KMSBRIDGE_CUSTOMER_CA_DIR") or None,
+            ca_key_arn=env.get("KMSBRIDGE_CA_KEY_ARN") or None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings  # type: ignore[arg-type]
@@ -102,6 +116,31 @@ class Services:
     @cached_property
     def kms(self) -> KekWrapper:
         return self._decryptor.kms if self._decryptor is not None else KekWrapper(self.clients)
+
+    def trust_for(self, org: str, **overrides: str | None) -> TrustAnchors:
+        """The CAs this encryptor pins for ``org``: from its settings (or ``overrides``:
+        ``ca_file``, ``ca_fingerprint``, ``customer_ca_file``), never from the key table.
+        Nothing pinned is an error: nothing is encrypted without a certificate check."""
+        s = self.settings
+        pins = {"ca_file": s.ca_file, "ca_fingerprint": s.ca_fingerprint}
+        pins |= {k: v for k, v in overrides.items() if v is not None}
+        return load_trust(validate_org(org), customer_ca_dir=s.customer_ca_dir, **pins)
+
+    @cached_property
+    def certifier(self) -> KekCertifier:
+        """The platform CA (from the key table) and its KMS signer, for new KEKs. With
+        ``KMSBRIDGE_CA_KEY_ARN`` (the platform module sets it), a CA item naming another
+        key is refused: the table does not choose which key signs."""
+        ca = get_ca(self.store)
+        expected = self.settings.ca_key_arn
+        if expected is not None and ca.kms_key != expected:
+            raise ConfigurationError(
+                f"the key table's platform CA uses KMS key {ca.kms_key}, not "
+                f"KMSBRIDGE_CA_KEY_ARN ({expected}); nothing was signed"
+            )
+        return KekCertifier(
+            ca, KmsSigner(self.clients.client("kms", region_of(ca.kms_key)), ca.kms_key)
+        )
 
     @cached_property
     def decryptor(self) -> Decryptor:

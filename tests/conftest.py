@@ -12,7 +12,9 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -20,15 +22,19 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
 from kmsbridge.aws import AwsClients, AwsSettings
+from kmsbridge.crypto.certificates import pem_chain
 from kmsbridge.crypto.kek import KekPublicKey, generate_kek
+from kmsbridge.crypto.trust import TrustAnchors
 from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.devtools.embedded import (
     embedded_aws,
     enforce_kms_key_states,
     serialize_dynamodb_writes,
 )
+from kmsbridge.keys.ca import KmsSigner, create_ca, find_ca
 from kmsbridge.keys.kms import KekWrapper
 from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.certification import KekCertifier
 from kmsbridge.lifecycle.rotation import create_org
 from kmsbridge.recordings.codec import encrypt_stream
 
@@ -122,6 +128,8 @@ class World:
     org: str
     kek_id: str
     public_key: KekPublicKey
+    certifier: KekCertifier
+    trust: TrustAnchors
 
     @property
     def key_id(self) -> str:
@@ -152,7 +160,8 @@ def make_world(
     store = KeyStore(clients.client("dynamodb"), table or f"keks-{org}-{os.urandom(3).hex()}")
     store.create_table()
     wrapper = KekWrapper(clients)
-    _, kek = create_org(store, wrapper, org, [key_arn], now=FIXED_NOW)
+    certifier = platform_certifier(store, kms_client)
+    _, kek = create_org(store, wrapper, org, [key_arn], now=FIXED_NOW, certifier=certifier)
     decryptor = Decryptor(store, wrapper, max_age=max_age, now=clock)
     return World(
         clients,
@@ -165,7 +174,27 @@ def make_world(
         org,
         kek.kek_id,
         KekPublicKey.from_der(kek.public_key),
+        certifier,
+        TrustAnchors(platform=(certifier.ca.certificate,)),
     )
+
+
+def platform_certifier(store: KeyStore, kms_client: Any) -> KekCertifier:
+    """The table's platform CA (made on first use: a moto ECC_NIST_P384 signing key), valid
+    from a year before the tests' fixed clock."""
+    ca = find_ca(store)
+    if ca is None:
+        arn = kms_client.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")
+        signer = KmsSigner(kms_client, arn["KeyMetadata"]["Arn"])
+        return KekCertifier(create_ca(store, signer, now=FIXED_NOW - timedelta(days=365)), signer)
+    return KekCertifier(ca, KmsSigner(kms_client, ca.kms_key))
+
+
+def write_ca_file(world: World, folder: Path) -> Path:
+    """The platform CA certificate as an encryptor pins it (``--ca`` / KMSBRIDGE_CA_FILE)."""
+    path = folder / "platform-ca.pem"
+    path.write_bytes(pem_chain([world.certifier.ca.certificate]))
+    return path
 
 
 @pytest.fixture
@@ -182,3 +211,15 @@ def server_world(server_aws: AwsClients, clock: Clock) -> World:
 
 def boto_client(service: str) -> object:
     return boto3.client(service, region_name=REGION)
+
+
+def pin_platform_ca(
+    store: KeyStore, kms_client: Any, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A platform CA in the table (before ``org add``) and pinned as encryptors pin it:
+    ``KMSBRIDGE_CA_FILE``, which CLI subprocesses inherit."""
+    certifier = platform_certifier(store, kms_client)
+    path = folder / "platform-ca.pem"
+    path.write_bytes(pem_chain([certifier.ca.certificate]))
+    monkeypatch.setenv("KMSBRIDGE_CA_FILE", str(path))
+    return path

@@ -8,13 +8,14 @@ import os
 import pytest
 
 from kmsbridge.aws import AwsClients
+from kmsbridge.crypto.trust import TrustAnchors
 from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import AccessRevoked, IntegrityError
 from kmsbridge.keys.kms import KekWrapper
 from kmsbridge.keys.table import KeyStore
 from kmsbridge.lifecycle.rotation import create_org, public_key_for_encryption
 from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream
-from tests.conftest import FIXED_NOW, Clock, World
+from tests.conftest import FIXED_NOW, Clock, World, platform_certifier
 
 pytestmark = pytest.mark.server
 
@@ -28,7 +29,7 @@ def play(decryptor: Decryptor, org: str, blob: bytes) -> bytes:
 def test_encrypt_play_revoke_restore(server_world: World, moto_server: str) -> None:
     w = server_world
     assert os.environ["AWS_ENDPOINT_URL"] == moto_server
-    public = public_key_for_encryption(w.store, w.org, now=FIXED_NOW)
+    public = public_key_for_encryption(w.store, w.org, trust=w.trust, now=FIXED_NOW)
     calls_before = w.wrapper.kms_calls
     recording = io.BytesIO()
     encrypt_stream(
@@ -62,8 +63,10 @@ def test_two_keys_in_two_regions_either_one_alone_unwraps(server_aws: AwsClients
     store = KeyStore(server_aws.client("dynamodb"), f"keks-regions-{os.urandom(3).hex()}")
     store.create_table()
     wrapper = KekWrapper(server_aws)
-    create_org(store, wrapper, "twin", [east, west], now=FIXED_NOW)
-    public = public_key_for_encryption(store, "twin", now=FIXED_NOW)
+    certifier = platform_certifier(store, server_aws.client("kms", "us-east-1"))
+    create_org(store, wrapper, "twin", [east, west], now=FIXED_NOW, certifier=certifier)
+    trust = TrustAnchors(platform=(certifier.ca.certificate,))
+    public = public_key_for_encryption(store, "twin", trust=trust, now=FIXED_NOW)
     recording = io.BytesIO()
     encrypt_stream(
         io.BytesIO(b"x" * 1000), recording, public_key=public, org="twin", recording_id="r"

@@ -43,11 +43,11 @@ def test_the_offline_encryptors_names_import_no_aws_sdk() -> None:
 def test_encrypt_with_a_bundle_imports_no_aws_sdk(
     tmp_path: Path, kek_pair: tuple[rsa.RSAPrivateKey, KekPublicKey]
 ) -> None:
-    write_bundle(tmp_path / "bundle.json", "acme", kek_pair)
+    ca_file = write_bundle(tmp_path / "bundle.json", "acme", kek_pair)
     (tmp_path / "call.wav").write_bytes(b"RIFF" + bytes(1000))
     args = [
         "encrypt", "--org", "acme", "--recording-id", "call-1",
-        "--public-keys", str(tmp_path / "bundle.json"),
+        "--public-keys", str(tmp_path / "bundle.json"), "--ca", str(ca_file),
         str(tmp_path / "call.wav"), str(tmp_path / "call.enc"),
     ]  # fmt: skip
     body = f"from kmsbridge.cli.main import main\nassert main({args!r}) == 0"

@@ -10,6 +10,7 @@ from kmsbridge.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from kmsbridge.crypto.kek import KekPublicKey
+    from kmsbridge.crypto.trust import TrustAnchors
 
 
 def register(subparsers: Any) -> None:
@@ -26,6 +27,23 @@ def register(subparsers: Any) -> None:
         "--public-keys",
         metavar="BUNDLE",
         help="public-key bundle from 'keys public': encrypt with no AWS access at all",
+    )
+    pins = enc.add_argument_group(
+        "pinned CAs (the encryptor's own; never taken from the bundle or the key table)"
+    )
+    pins.add_argument(
+        "--ca", metavar="FILE", help="platform CA certificate(s), PEM (default: KMSBRIDGE_CA_FILE)"
+    )
+    pins.add_argument(
+        "--ca-fingerprint",
+        metavar="SHA256",
+        help="or the platform CA's SHA-256 fingerprint (default: KMSBRIDGE_CA_FINGERPRINT)",
+    )
+    pins.add_argument(
+        "--customer-ca",
+        metavar="FILE",
+        help="the org's customer CA, for its imported keys "
+        "(default: KMSBRIDGE_CUSTOMER_CA_DIR/ORG.pem)",
     )
     enc.add_argument(
         "--rotate-if-expired",
@@ -96,17 +114,45 @@ def encrypt(ctx: Context) -> int:
 
 
 def _public_key(ctx: Context) -> KekPublicKey:
-    """From the bundle (offline: no AWS code is even imported), else from the key table."""
+    """From the bundle (offline: no AWS code is even imported), else from the key table;
+    either way only after its certificate checked out against the pinned CAs."""
     a = ctx.args
     if a.public_keys:
         from kmsbridge.keys.bundle import read_bundle
 
-        return read_bundle(a.public_keys, a.org)
+        return read_bundle(a.public_keys, a.org, trust=_offline_trust(a))
     from kmsbridge.lifecycle.rotation import public_key_for_encryption
 
+    trust = ctx.services.trust_for(
+        a.org, ca_file=a.ca, ca_fingerprint=a.ca_fingerprint, customer_ca_file=a.customer_ca
+    )
     if a.rotate_if_expired:
-        return public_key_for_encryption(ctx.store, a.org, rotate_if_expired=True, kms=ctx.kms)
-    return public_key_for_encryption(ctx.store, a.org)
+        return public_key_for_encryption(
+            ctx.store,
+            a.org,
+            trust=trust,
+            rotate_if_expired=True,
+            kms=ctx.kms,
+            certifier=ctx.services.certifier,
+        )
+    return public_key_for_encryption(ctx.store, a.org, trust=trust)
+
+
+def _offline_trust(a: Any) -> TrustAnchors:
+    """The pins for a bundle. The same variables as ``services.Settings``, read here because
+    the offline path must not import the AWS SDK that ``services`` brings in."""
+    import os
+
+    from kmsbridge.crypto.trust import load_trust
+
+    env = os.environ
+    return load_trust(
+        a.org,
+        ca_file=a.ca or env.get("KMSBRIDGE_CA_FILE") or None,
+        ca_fingerprint=a.ca_fingerprint or env.get("KMSBRIDGE_CA_FINGERPRINT") or None,
+        customer_ca_file=a.customer_ca,
+        customer_ca_dir=env.get("KMSBRIDGE_CUSTOMER_CA_DIR") or None,
+    )
 
 
 def decrypt(ctx: Context) -> int:

@@ -6,7 +6,8 @@
 
 ``dev-server`` is moto's server on 127.0.0.1 with the key-state fixture of
 ``kmsbridge.devtools.embedded`` (imported only when the command runs: the library never
-imports devtools). It creates the key table and a jobs queue and prints the environment
+imports devtools). It creates the key table, a jobs queue and a platform CA (a KMS signing
+key; its certificate in a temporary file, KMSBRIDGE_CA_FILE) and prints the environment
 that points every other kmsbridge command (and boto3, and the AWS CLI) at it. Its state
 lives in memory and is gone when it stops.
 """
@@ -18,7 +19,10 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kmsbridge.cli.base import Context, add_command, add_group
@@ -64,14 +68,16 @@ def run_dev_server(ctx: Context) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with embedded_aws(region, port=port) as endpoint:
+        with embedded_aws(region, port=port) as endpoint, _ca_file() as ca_file:
             ctx.store.create_table()
             queue = ctx.clients.client("sqs").create_queue(QueueName=DEV_QUEUE)["QueueUrl"]
+            _create_platform_ca(ctx, ca_file)
             env = {
                 name: os.environ[name]
                 for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
             } | {"AWS_REGION": region, "KMSBRIDGE_TABLE": ctx.table}
             env["KMSBRIDGE_JOBS_QUEUE_URL"] = queue
+            env["KMSBRIDGE_CA_FILE"] = ca_file
             ctx.emit({"endpoint": endpoint, "environment": env}, _exports(endpoint, env))
             sys.stdout.flush()
             while not stop.wait(0.5):
@@ -80,6 +86,32 @@ def run_dev_server(ctx: Context) -> int:
         pass  # Ctrl-C is how the dev server is meant to stop
     sys.stderr.write("dev-server stopped; its state is gone\n")
     return 0
+
+
+def _create_platform_ca(ctx: Context, ca_file: str) -> None:
+    """A platform CA on a KMS signing key, so org add certifies KEKs and encrypt verifies
+    them; its certificate is written where KMSBRIDGE_CA_FILE will point (the pin)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from kmsbridge.clock import utcnow
+    from kmsbridge.keys.ca import KmsSigner, create_ca
+
+    kms = ctx.clients.client("kms")
+    arn = kms.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    ca = create_ca(ctx.store, KmsSigner(kms, arn), now=utcnow())
+    with open(ca_file, "wb") as out:
+        out.write(ca.certificate.public_bytes(Encoding.PEM))
+
+
+@contextmanager
+def _ca_file() -> Iterator[str]:
+    """A file for the CA certificate, gone with the dev server (so is the CA)."""
+    handle, path = tempfile.mkstemp(prefix="kmsbridge-dev-ca-", suffix=".pem")
+    os.close(handle)
+    try:
+        yield path
+    finally:
+        os.unlink(path)
 
 
 def _exports(endpoint: str, env: dict[str, str]) -> str:

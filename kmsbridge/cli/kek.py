@@ -114,7 +114,7 @@ def list_keks(ctx: Context) -> int:
 def rotate_kek(ctx: Context) -> int:
     from kmsbridge.lifecycle.rotation import rotate
 
-    done = rotate(ctx.store, ctx.kms, ctx.args.org)
+    done = rotate(ctx.store, ctx.kms, ctx.args.org, certifier=ctx.services.certifier)
     ctx.emit(
         vars(done), f"org {done.org}: active KEK {done.active_kek}, retired {done.retired_kek}"
     )

@@ -1,4 +1,4 @@
-"""``kmsbridge keys public``: the active public key as a bundle for offline encryptors."""
+"""``kmsbridge keys public``: the active KEK's certificate and chain for offline encryptors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from kmsbridge.cli.base import Context, add_command, add_group
 
 def register(subparsers: Any) -> None:
     group = add_group(subparsers, "keys", "public keys for encryptors")
-    public = add_command(group, "public", "write the org's active public key as a bundle")
+    public = add_command(
+        group, "public", "write the org's active KEK certificate and its chain (PEM bundle)"
+    )
     public.add_argument("org")
-    public.add_argument("-o", "--out", required=True, help="bundle file to write (JSON)")
+    public.add_argument(
+        "-o", "--out", required=True, help="bundle file to write (PEM: certificate, then chain)"
+    )
     public.set_defaults(handler=public_bundle)
 
 
@@ -20,9 +24,16 @@ def public_bundle(ctx: Context) -> int:
     from kmsbridge.lifecycle.publishing import bundle_for
 
     bundle = bundle_for(ctx.store, ctx.args.org)
-    write_bundle(bundle, ctx.args.out)
+    write_bundle(bundle.pem, ctx.args.out)
     ctx.emit(
-        {k: bundle[k] for k in ("org", "kek", "not_after")} | {"file": ctx.args.out},
-        f"wrote {ctx.args.out}: KEK {bundle['kek']} valid until {bundle['not_after']}",
+        {
+            "org": bundle.org,
+            "kek": bundle.kek_id,
+            "not_after": bundle.not_after,
+            "ca_fingerprint": bundle.anchor,
+            "file": ctx.args.out,
+        },
+        f"wrote {ctx.args.out}: KEK {bundle.kek_id} certified until {bundle.not_after} "
+        f"by the CA with SHA-256 fingerprint {bundle.anchor}",
     )
     return 0

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "org",
     "kek",
     "keys",
+    "ca",
     "crypt",
     "access",
     "legacy",

@@ -30,11 +30,21 @@ def register(subparsers: Any) -> None:
 
 
 def add_org(ctx: Context) -> int:
+    from kmsbridge.formats import validate_org
+    from kmsbridge.keys.kms import validate_key_arns
     from kmsbridge.lifecycle.rotation import create_org
 
     a = ctx.args
+    validate_org(a.org)  # bad input is refused before the platform CA is even looked up
+    validate_key_arns(a.kms_keys)
     org, kek = create_org(
-        ctx.store, ctx.kms, a.org, a.kms_keys, cryptoperiod_days=a.cryptoperiod_days, bits=a.bits
+        ctx.store,
+        ctx.kms,
+        a.org,
+        a.kms_keys,
+        cryptoperiod_days=a.cryptoperiod_days,
+        bits=a.bits,
+        certifier=ctx.services.certifier,
     )
     ctx.emit(
         {

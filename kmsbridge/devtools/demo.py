@@ -1,7 +1,9 @@
 """The demo's story, told with real calls on an embedded AWS (moto's server on 127.0.0.1).
 
-A customer creates a KMS key; the platform adds their org (first KEK, wrapped under that
-key); a call is recorded and encrypted with the public key alone; playback unwraps the KEK
+A customer creates a KMS key; the platform creates its CA (a KMS signing key) and adds
+their org (first KEK, wrapped under that key, certified by the CA); a call is recorded and
+encrypted with the public key alone, once its certificate checked out against the pinned
+CA (a look-alike bundle from another CA is refused); playback unwraps the KEK
 just in time; the customer disables their key and playback stops once the cache age has
 passed; they enable it and playback resumes; the KEK is rotated and old and new recordings
 both play. Every step is a real call; the story checks its own outcomes and raises
@@ -24,15 +26,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from cryptography import x509
+
 from kmsbridge.aws import AwsClients, AwsSettings
+from kmsbridge.clock import utcnow
+from kmsbridge.crypto.certificates import fingerprint, pem_chain
+from kmsbridge.crypto.trust import TrustAnchors, load_trust
 from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.devtools.embedded import embedded_aws, environment
+from kmsbridge.devtools.forgery import look_alike_bundle
 from kmsbridge.devtools.speech import speech_like_wav
-from kmsbridge.errors import AccessRevoked, InternalError, InvalidRequest
+from kmsbridge.errors import AccessRevoked, IntegrityError, InternalError, InvalidRequest
 from kmsbridge.keys.bundle import read_bundle, write_bundle
+from kmsbridge.keys.ca import KmsSigner, create_ca
 from kmsbridge.keys.kms import KekWrapper
 from kmsbridge.keys.table import KeyStore
 from kmsbridge.lifecycle import rotation as lifecycle
+from kmsbridge.lifecycle.certification import KekCertifier
 from kmsbridge.lifecycle.publishing import bundle_for
 from kmsbridge.lifecycle.rotation import create_org
 from kmsbridge.recordings.codec import RecordingInfo, decrypt_file, encrypt_file, read_header
@@ -56,6 +66,12 @@ class DemoWorld:
     narrator: Narrator
     key_arn: str = ""
     org: str = ORG
+    certifier: KekCertifier | None = None
+
+    @property
+    def ca_file(self) -> Path:
+        """The encryptor's pin: the platform CA certificate it was given out of band."""
+        return self.workdir / "platform-ca.pem"
 
     @property
     def kms_client(self) -> Any:
@@ -92,7 +108,7 @@ class DecryptorPlayer:
 
 def rotate_active_kek(world: DemoWorld) -> str:
     """The lifecycle's rotation: a new active KEK, the previous one retired (decrypt only)."""
-    return lifecycle.rotate(world.store, world.kms, world.org).active_kek
+    return lifecycle.rotate(world.store, world.kms, world.org, certifier=world.certifier).active_kek
 
 
 @dataclass(frozen=True)
@@ -191,9 +207,17 @@ class Story:
         self._row("customer KMS key", "created")
         self.n.step(f"The platform creates the key table {self.w.store.table!r}, adds org {ORG!r}")
         self.w.store.create_table()
+        self.create_ca()
         before = self.w.kms.kms_calls
-        _, kek = create_org(self.w.store, self.w.kms, ORG, [self.w.key_arn])
+        _, kek = create_org(
+            self.w.store, self.w.kms, ORG, [self.w.key_arn], certifier=self.w.certifier
+        )
         self.n.detail(f"first KEK (RSA-3072) {kek.kek_id[:16]}…, active")
+        cert = x509.load_der_x509_certificate(kek.certificate or b"")
+        self.n.detail(
+            f"its certificate: {cert.subject.rfc4514_string()}, subject key id = the KEK id, "
+            f"keyEncipherment only, valid until {cert.not_valid_after_utc:%Y-%m-%d}"
+        )
         self.n.detail(
             f"its private key is stored only wrapped under the customer's key "
             f"({len(kek.wrapped_private_key or b'')} bytes, an ESDK message); "
@@ -201,17 +225,34 @@ class Story:
         )
         self._row("org + first KEK", f"KEK {kek.kek_id[:12]}…")
 
+    def create_ca(self) -> None:
+        self.n.step("The platform creates its CA: a KMS signing key (ECC_NIST_P384)")
+        arn = self.w.kms_client.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")[
+            "KeyMetadata"
+        ]["Arn"]
+        signer = KmsSigner(self.w.kms_client, arn)
+        ca = create_ca(self.w.store, signer, now=utcnow())
+        self.w.certifier = KekCertifier(ca, signer)
+        self.w.ca_file.write_bytes(pem_chain([ca.certificate]))
+        self.n.detail("its private key never leaves KMS: every certificate is a kms:Sign call")
+        self.n.detail(f"SHA-256 fingerprint {fingerprint(ca.certificate)}")
+        self.n.detail(f"encryptors pin it: {self.w.ca_file.name} (kmsbridge ca show)")
+        self._row("platform CA", f"created, {fingerprint(ca.certificate)[:12]}…")
+
     def record(self, recording_id: str) -> Path:
-        """Export the public key, then encrypt a call with AWS switched off."""
-        bundle_path = self.w.workdir / f"{ORG}-public-keys.json"
+        """Export the certified public key, then encrypt a call with AWS switched off."""
+        bundle_path = self.w.workdir / f"{ORG}-public-keys.pem"
         bundle = bundle_for(self.w.store, ORG)
-        write_bundle(bundle, bundle_path)
+        write_bundle(bundle.pem, bundle_path)
         wav = self.w.workdir / f"{recording_id}.wav"
         wav.write_bytes(self.call)
         target = self.w.workdir / f"{recording_id}.wav.enc"
         self.n.step(f"A call is recorded ({len(self.call):,} bytes of WAV) and encrypted")
         with _aws_switched_off():
-            public = read_bundle(bundle_path, ORG)
+            trust = load_trust(ORG, ca_file=str(self.w.ca_file))
+            public = read_bundle(bundle_path, ORG, trust=trust)
+            if recording_id == "call-1":
+                self.refuse_look_alike(trust)
             encrypt_file(
                 wav,
                 target,
@@ -223,16 +264,30 @@ class Story:
         with target.open("rb") as f:
             header = read_header(f)
         self.n.detail(
-            f"with the public-key bundle {bundle_path.name} only (KEK {bundle['kek'][:16]}…):"
+            f"with the public-key bundle {bundle_path.name} only (KEK {bundle.kek_id[:16]}…),"
         )
+        self.n.detail(f"its certificate checked first against the pinned {self.w.ca_file.name}")
+        self.n.detail("(chain, signature, dates, org, KEK id, key usage);")
         self.n.detail("AWS was switched off for this step (no credentials, no endpoint),")
         self.n.detail("so it made no KMS call and needed no secret")
         self.n.detail(
             f"{target.name}: {target.stat().st_size:,} bytes, an ESDK v2 message; context "
             f"{dict(header.encryption_context)}"
         )
-        self._row(f"encrypt {recording_id}", "ok, 0 KMS calls")
+        self._row(f"encrypt {recording_id}", "ok, certificate checked, 0 KMS calls")
         return target
+
+    def refuse_look_alike(self, trust: TrustAnchors) -> None:
+        """A bundle for an attacker's key, from a CA with the platform CA's very name."""
+        forged = self.w.workdir / "look-alike-bundle.pem"
+        forged.write_bytes(look_alike_bundle(ORG))
+        try:
+            read_bundle(forged, ORG, trust=trust)
+        except IntegrityError as exc:
+            self.n.detail(f"a look-alike bundle (an attacker's key and CA) is refused: {exc.code}")
+            self._row("look-alike bundle", f"refused: {exc.code}")
+            return
+        raise InternalError("a bundle from an unpinned CA was accepted")
 
     def play(self, player: Player, recording: Path, title: str) -> RecordingInfo:
         self.n.step(title[0].upper() + title[1:])

@@ -1,52 +1,58 @@
 """Public-key bundles: what an encryptor that cannot reach AWS needs, and nothing secret.
 
-``{"kmsbridge_bundle": 1, "org": ..., "kek": ..., "public_key": <base64 SPKI DER>,
-"not_after": <ISO 8601 UTC>}``. The KEK id is recomputed from the key, so a bundle whose
-key and id disagree is refused, and so is one past ``not_after``.
+A bundle is the active KEK's X.509 certificate followed by its chain, PEM (DESIGN.md
+"Public-key bundle"), so ``openssl verify -CAfile ca.pem -untrusted bundle.pem bundle.pem``
+checks it with no kmsbridge at all. Reading one verifies it against the CAs the encryptor
+pinned (``crypto/trust.py``): the chain, every signature, the dates, the org, the KEK id and
+the key usage. A bundle brings its own chain but never its own trust.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import os
 from datetime import datetime
-from typing import Any
 
-from kmsbridge.clock import parse_iso, utcnow
+from kmsbridge.clock import utcnow
 from kmsbridge.crypto.kek import KekPublicKey
+from kmsbridge.crypto.trust import (
+    PROCESS_CACHE,
+    TrustAnchors,
+    VerificationCache,
+    verify_kek_certificate,
+)
 from kmsbridge.errors import InvalidRequest
 from kmsbridge.files import atomic_output
-from kmsbridge.keys.policy import check_not_expired
+
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+# Bounds what an encryptor reads: a KEK certificate and a few issuers are a few KiB.
+MAX_BUNDLE_BYTES = 64 * 1024
 
 
-def write_bundle(bundle: dict[str, Any], path: str | os.PathLike[str]) -> None:
+def write_bundle(pem: bytes, path: str | os.PathLike[str]) -> None:
     with atomic_output(path) as out:
-        out.write(json.dumps(bundle, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+        out.write(pem)
 
 
 def read_bundle(
-    path: str | os.PathLike[str], org: str, *, now: datetime | None = None
+    path: str | os.PathLike[str],
+    org: str,
+    *,
+    trust: TrustAnchors,
+    now: datetime | None = None,
+    cache: VerificationCache | None = PROCESS_CACHE,
 ) -> KekPublicKey:
-    """The public key of a bundle for ``org``; refuses another org's, a bad or expired one."""
+    """The KEK public key of a bundle for ``org``, only if its certificate checks out."""
     try:
         with open(path, "rb") as f:
-            data = json.load(f)
-        if data.get("kmsbridge_bundle") != BUNDLE_VERSION:
-            raise InvalidRequest(f"{path} is not a kmsbridge public-key bundle")
-        key = KekPublicKey.from_der(base64.b64decode(data["public_key"], validate=True))
-        until = parse_iso(data["not_after"])
-    except (OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
+            data = f.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read the public-key bundle {path}: {exc.strerror}") from None
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise InvalidRequest(f"{path} is larger than a public-key bundle can be")
+    if data.lstrip().startswith(b"{"):
         raise InvalidRequest(
-            f"cannot read the public-key bundle {path}: {type(exc).__name__}"
-        ) from None
-    if data.get("org") != org:
-        raise InvalidRequest(f"the bundle is for org {data.get('org')!r}, not {org!r}")
-    if key.kek_id != data.get("kek"):
-        raise InvalidRequest("the bundle's KEK id does not match its public key")
-    check_not_expired(org, until, now or utcnow())
-    return key
-
-
-BUNDLE_VERSION = 1
+            f"{path} is a version-1 JSON bundle; bundles are certificate chains now: "
+            f"write a new one with kmsbridge keys public {org}"
+        )
+    verified = verify_kek_certificate(data, org=org, trust=trust, now=now or utcnow(), cache=cache)
+    return KekPublicKey.from_der(verified.spki_der)

@@ -47,6 +47,8 @@ class KekRecord:
     activated_at: str | None = None
     retired_at: str | None = None
     certificate: bytes | None = field(default=None, repr=False)
+    # The certificate's issuers (DER, nearest first) when they are not the platform CA's.
+    certificate_chain: tuple[bytes, ...] = field(default=(), repr=False)
     destroyed_at: str | None = None
     destroyed_by: str | None = None
     version: int = 1

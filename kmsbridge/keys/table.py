@@ -111,6 +111,15 @@ class KeyStore:
         with _aws_errors(self.table, conflict=f"KEK {record.kek_id[:12]}… already exists"):
             self.client.put_item(**self._put_new(kek_to_item(record)))
 
+    def get_item(self, partition: str, sort_key: str) -> dict[str, Any] | None:
+        """One item as DynamoDB returns it (for items that are not an org's: the CA's)."""
+        return self._get(partition, sort_key)
+
+    def put_new_item(self, item: dict[str, Any], conflict: str) -> None:
+        """Add an item that must not exist yet; ``conflict`` is the error if it does."""
+        with _aws_errors(self.table, conflict=conflict):
+            self.client.put_item(**self._put_new(item))
+
     def activate(self, org: OrgRecord, new_kek: KekRecord, now: str) -> OrgRecord:
         """Make ``new_kek`` (a new item) the active KEK and retire the previous one, atomically.
 
@@ -316,6 +325,8 @@ def kek_to_item(record: KekRecord) -> dict[str, Any]:
         item["wrapped_private_key"] = {"B": record.wrapped_private_key}
     if record.certificate is not None:
         item["certificate"] = {"B": record.certificate}
+    if record.certificate_chain:
+        item["certificate_chain"] = {"L": [{"B": c} for c in record.certificate_chain]}
     for name in _OPTIONAL_STRINGS:
         value = getattr(record, name)
         if value is not None:
@@ -337,6 +348,9 @@ def kek_from_item(item: dict[str, Any]) -> KekRecord:
         created_at=item["created_at"]["S"],
         source=item.get("source", {"S": "generated"})["S"],
         certificate=optional("certificate", "B"),
+        certificate_chain=tuple(
+            bytes(c["B"]) for c in item.get("certificate_chain", {"L": []})["L"]
+        ),
         version=int(item["version"]["N"]),
         **{name: optional(name, "S") for name in _OPTIONAL_STRINGS},
     )

@@ -90,6 +90,7 @@ def import_key_pair(
         activated_at=stamp if activate else None,
         retired_at=None if activate else stamp,
         certificate=certificate.public_bytes(serialization.Encoding.DER),
+        certificate_chain=tuple(c.public_bytes(serialization.Encoding.DER) for c in chain[1:]),
     )
     if activate:
         store.activate(org_record, record, stamp)

@@ -8,6 +8,13 @@ found before anything is written. It catches damage, not forgery: a forged item 
 refused at use, because the wrapped key is authenticated by KMS and the ESDK with the
 org and KEK id as context, and the decryptor checks it against the item's public key.
 
+KEK items carry their certificates (and an imported key's chain), and the backup carries
+the platform CA's certificate (``platform_ca``, base64 DER) when there is one. Import
+checks every certificate before anything is written: it must certify its item's public
+key, and a generated KEK's must be the platform CA's (the table's own CA when it has one,
+else the backup's), for the item's org and KEK id; a chain must hold together. Dates are
+not checked: retired KEKs' certificates have ended on purpose.
+
 Import restores missing items only. An item already in the table that is identical is
 left alone (so importing twice is harmless); one that differs stops the import before
 anything is written. KEK items are written before the org item that names them.
@@ -25,12 +32,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+
 from kmsbridge.audit import audit
 from kmsbridge.clock import iso, utcnow
 from kmsbridge.crypto.kek import KekPublicKey
-from kmsbridge.errors import ConflictError, InvalidRequest, KmsBridgeError, NotFound
+from kmsbridge.crypto.trust import TrustAnchors, verify_kek_certificate
+from kmsbridge.errors import ConflictError, IntegrityError, InvalidRequest, KmsBridgeError, NotFound
 from kmsbridge.files import atomic_output
 from kmsbridge.formats import validate_org
+from kmsbridge.keys.ca import find_ca
 from kmsbridge.keys.records import KekRecord, OrgRecord
 from kmsbridge.keys.table import (
     ORG_SORT_KEY,
@@ -58,12 +69,15 @@ def export_org(store: KeyStore, org: str, *, now: datetime | None = None) -> dic
     started = time.perf_counter()
     org_record, keks = _consistent_read(store, validate_org(org))
     items = [org_to_item(org_record), *(kek_to_item(k) for k in keks)]
-    body = {
+    body: dict[str, Any] = {
         "kmsbridge_backup": BACKUP_VERSION,
         "org": org,
         "exported_at": iso(now or utcnow()),
         "items": [_to_json(i) for i in items],
     }
+    ca = find_ca(store)
+    if ca is not None:
+        body["platform_ca"] = base64.b64encode(ca.certificate_der).decode("ascii")
     duration = (time.perf_counter() - started) * 1000
     audit(op="kek-export", org=org, outcome="ok", duration_ms=duration, keks=len(keks))
     return body | {"checksum": checksum(body)}
@@ -104,6 +118,7 @@ def import_backup(store: KeyStore, backup: dict[str, Any]) -> ImportResult:
     started = time.perf_counter()
     org = validate_org(check_backup(backup).get("org"))
     org_record, keks = _records(backup, org)
+    _check_certificates(store, backup, keks)
     missing, identical, different = _compare(store, org_record, keks)
     if different:
         names = ", ".join(_label(k) for k in different)
@@ -159,6 +174,56 @@ def _records(backup: dict[str, Any], org: str) -> tuple[OrgRecord, list[KekRecor
     if orgs[0].active_kek not in {k.kek_id for k in keks}:
         raise InvalidRequest("the backup's org item names an active KEK it does not hold")
     return orgs[0], keks
+
+
+def _check_certificates(store: KeyStore, backup: dict[str, Any], keks: list[KekRecord]) -> None:
+    """Every certificate certifies its item's key, for its org, under the right CA."""
+    platform = _platform_ca(store, backup)
+    for kek in keks:
+        if kek.certificate is None:
+            continue
+        try:
+            chain = [
+                x509.load_der_x509_certificate(d) for d in (kek.certificate, *kek.certificate_chain)
+            ]
+        except ValueError:
+            raise IntegrityError(
+                f"KEK {kek.kek_id[:12]}…'s certificate in the backup is not X.509"
+            ) from None
+        if kek.source == "generated":
+            if platform is None:
+                raise IntegrityError(
+                    "the backup holds platform certificates but neither it nor the key table "
+                    "has the platform CA"
+                )
+            trust = TrustAnchors(platform=(platform,))
+        else:
+            trust = TrustAnchors(customer={kek.org: (chain[-1],)})
+        ders = [kek.certificate, *kek.certificate_chain]
+        try:
+            verify_kek_certificate(
+                ders, org=kek.org, kek_id=kek.kek_id, trust=trust, now=utcnow(),
+                cache=None, check_validity=False,
+            )  # fmt: skip
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"KEK {kek.kek_id[:12]}…'s certificate in the backup does not check out "
+                f"({exc.message}); nothing was imported"
+            ) from None
+
+
+def _platform_ca(store: KeyStore, backup: dict[str, Any]) -> x509.Certificate | None:
+    """The table's own platform CA when it has one, else the one the backup carries."""
+    ca = find_ca(store)
+    if ca is not None:
+        return ca.certificate
+    carried = backup.get("platform_ca")
+    if carried is None:
+        return None
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(carried, validate=True))
+    except (ValueError, TypeError, binascii.Error):
+        raise IntegrityError("the backup's platform CA certificate is not X.509") from None
 
 
 Record = OrgRecord | KekRecord

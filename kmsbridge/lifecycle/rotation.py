@@ -27,17 +27,17 @@ from kmsbridge.crypto.kek import (
     generate_kek,
     private_key_pkcs8,
 )
+from kmsbridge.crypto.trust import TrustAnchors
 from kmsbridge.errors import ConflictError, InvalidRequest, KmsBridgeError, NotFound
 from kmsbridge.formats import DEFAULT_KEK_BITS, KEK_KEY_SIZES, validate_kek_id, validate_org
 from kmsbridge.keys.kms import KekWrapper, validate_key_arns, verify_wrapped
 from kmsbridge.keys.policy import (
-    check_certificate_started,
-    check_not_expired,
     not_after,
     validate_cryptoperiod,
 )
 from kmsbridge.keys.records import DEFAULT_CRYPTOPERIOD_DAYS, KekRecord, OrgRecord
 from kmsbridge.keys.table import KeyStore
+from kmsbridge.lifecycle.certification import KekCertifier, verified_public_key
 
 
 def make_kek(
@@ -48,15 +48,21 @@ def make_kek(
     now: datetime,
     state: str = "active",
     bits: int = DEFAULT_KEK_BITS,
+    certifier: KekCertifier | None = None,
+    cryptoperiod_days: int = DEFAULT_CRYPTOPERIOD_DAYS,
 ) -> KekRecord:
-    """Generate a KEK, wrap it under the org's KMS keys, and prove the blob unwraps."""
+    """Generate a KEK, wrap it under the org's KMS keys, and prove the blob unwraps.
+
+    With a ``certifier`` (the platform CA) it comes with its certificate; without one it
+    encrypts nothing until ``kmsbridge ca issue`` certifies it.
+    """
     private, public = generate_kek(bits)
     pkcs8 = private_key_pkcs8(private)
     blob = kms.wrap(pkcs8, org=org, kek_id=public.kek_id, kms_key_arns=kms_key_arns)
     del private, pkcs8
     verify_wrapped(kms, blob, org=org, public=public, kms_key_arns=kms_key_arns)
     stamp = iso(now)
-    return KekRecord(
+    record = KekRecord(
         org=org,
         kek_id=public.kek_id,
         public_key=public.spki_der,
@@ -66,6 +72,9 @@ def make_kek(
         created_at=stamp,
         activated_at=stamp if state == "active" else None,
     )
+    if certifier is None:
+        return record
+    return certifier.certify(record, cryptoperiod_days=cryptoperiod_days)
 
 
 def create_org(
@@ -77,13 +86,22 @@ def create_org(
     cryptoperiod_days: int = DEFAULT_CRYPTOPERIOD_DAYS,
     bits: int = DEFAULT_KEK_BITS,
     now: datetime | None = None,
+    certifier: KekCertifier | None = None,
 ) -> tuple[OrgRecord, KekRecord]:
     """Record an org's KMS keys and cryptoperiod, with its first active KEK."""
     validate_org(org)
     arns = validate_key_arns(kms_key_arns)
     validate_cryptoperiod(cryptoperiod_days)
     now = now or utcnow()
-    kek = make_kek(kms, org=org, kms_key_arns=arns, now=now, bits=bits)
+    kek = make_kek(
+        kms,
+        org=org,
+        kms_key_arns=arns,
+        now=now,
+        bits=bits,
+        certifier=certifier,
+        cryptoperiod_days=cryptoperiod_days,
+    )
     record = OrgRecord(org, tuple(arns), cryptoperiod_days, kek.kek_id, iso(now))
     store.create_org(record, kek)
     return record, kek
@@ -93,29 +111,33 @@ def public_key_for_encryption(
     store: KeyStore,
     org: str,
     *,
+    trust: TrustAnchors,
     now: datetime | None = None,
     rotate_if_expired: bool = False,
     kms: KekWrapper | None = None,
+    certifier: KekCertifier | None = None,
 ) -> KekPublicKey:
-    """The org's active KEK public key, refused once it is past its cryptoperiod.
+    """The org's active KEK public key, refused once it is past its cryptoperiod, and
+    refused (INTEGRITY) unless its certificate checks out against the CAs in ``trust``.
 
-    With ``rotate_if_expired`` (and ``kms``), an expired KEK is rotated first instead; if
-    another writer rotated at the same moment, its new KEK is used.
+    With ``rotate_if_expired`` (and ``kms``, and the ``certifier`` that certifies the new
+    KEK), an expired KEK is rotated first instead; if another writer rotated at the same
+    moment, its new KEK is used.
     """
     now = now or utcnow()
     org_record, kek = store.active_kek(validate_org(org))
     until = not_after(org_record, kek)
     if rotate_if_expired and now >= until:
-        if kms is None:
-            raise InvalidRequest("rotating an expired KEK needs KMS access (a KekWrapper)")
+        if kms is None or certifier is None:
+            raise InvalidRequest(
+                "rotating an expired KEK needs KMS access (a KekWrapper) and the platform CA "
+                "(a KekCertifier) to certify its successor"
+            )
         try:
-            kek = _rotate(store, kms, org_record, kek, now)[1]
+            kek = _rotate(store, kms, org_record, kek, now, certifier)[1]
         except ConflictError:
             org_record, kek = store.active_kek(org)
-        until = not_after(org_record, kek)
-    check_not_expired(org, until, now)
-    check_certificate_started(org, kek, now)
-    return KekPublicKey.from_der(kek.public_key)
+    return verified_public_key(store, kek, trust=trust, now=now, org=org_record)
 
 
 # ---------------------------------------------------------------- rotation
@@ -131,14 +153,21 @@ class Rotation:
     at: str
 
 
-def rotate(store: KeyStore, kms: KekWrapper, org: str, *, now: datetime | None = None) -> Rotation:
+def rotate(
+    store: KeyStore,
+    kms: KekWrapper,
+    org: str,
+    *,
+    now: datetime | None = None,
+    certifier: KekCertifier | None = None,
+) -> Rotation:
     """Make a new active KEK under the org's KMS keys and retire the previous one, atomically.
 
     Of two concurrent rotations exactly one wins; the other raises ``ConflictError`` and
     stores nothing. The new KEK has the size of the one it replaces (at least 3072 bits).
     """
     org_record, active = store.active_kek(validate_org(org))
-    return _rotate(store, kms, org_record, active, now or utcnow())[0]
+    return _rotate(store, kms, org_record, active, now or utcnow(), certifier)[0]
 
 
 def rotate_if_due(
@@ -148,6 +177,7 @@ def rotate_if_due(
     *,
     now: datetime,
     lead: timedelta = timedelta(0),
+    certifier: KekCertifier | None = None,
 ) -> Rotation | None:
     """Rotate when the active KEK's cryptoperiod ends before ``now + lead``; else None.
 
@@ -158,16 +188,29 @@ def rotate_if_due(
     lead = min(lead, timedelta(days=org_record.cryptoperiod_days) / 2)
     if now + lead < not_after(org_record, active):
         return None
-    return _rotate(store, kms, org_record, active, now)[0]
+    return _rotate(store, kms, org_record, active, now, certifier)[0]
 
 
 def _rotate(
-    store: KeyStore, kms: KekWrapper, org_record: OrgRecord, active: KekRecord, now: datetime
+    store: KeyStore,
+    kms: KekWrapper,
+    org_record: OrgRecord,
+    active: KekRecord,
+    now: datetime,
+    certifier: KekCertifier | None,
 ) -> tuple[Rotation, KekRecord]:
     started = time.perf_counter()
     org = org_record.org
     try:
-        new = make_kek(kms, org=org, kms_key_arns=org_record.kms_keys, now=now, bits=_bits(active))
+        new = make_kek(
+            kms,
+            org=org,
+            kms_key_arns=org_record.kms_keys,
+            now=now,
+            bits=_bits(active),
+            certifier=certifier,
+            cryptoperiod_days=org_record.cryptoperiod_days,
+        )
         store.activate(org_record, new, iso(now))
     except KmsBridgeError as exc:
         _audit("kek-rotate", org, active.kek_id, exc.code, started)
@@ -206,6 +249,7 @@ def rotate_due_orgs(
     now: datetime,
     lead: timedelta = timedelta(0),
     orgs: Sequence[str] | None = None,
+    certifier: KekCertifier | None = None,
 ) -> RotationReport:
     """Rotate each org whose active KEK's period ends before ``now + lead``.
 
@@ -217,7 +261,7 @@ def rotate_due_orgs(
     rotated, current, missing, failed = [], [], [], []
     for org in orgs if orgs is not None else [o.org for o in store.list_orgs()]:
         try:
-            done = rotate_if_due(store, kms, org, now=now, lead=lead)
+            done = rotate_if_due(store, kms, org, now=now, lead=lead, certifier=certifier)
         except ConflictError:
             done = None
         except NotFound:

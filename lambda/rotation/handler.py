@@ -45,6 +45,7 @@ def handler(event: object = None, context: object = None) -> dict[str, Any]:
         now=utcnow(),
         lead=services.settings.rotation_lead,
         orgs=sorted(services.settings.allowed_orgs or ()) or None,
+        certifier=services.certifier,
     ).to_dict()
     report["playback_copies_deleted"] = sweep()
     log.info(json.dumps(report, sort_keys=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ import pytest
 from kmsbridge.aws import AwsClients
 from kmsbridge.cli import exit_codes
 from kmsbridge.cli.main import main
+from kmsbridge.keys.table import KeyStore
 from kmsbridge.lifecycle.windows import DECRYPTOR_ROLE_ENV
+from tests.conftest import pin_platform_ca
 
 ROLE = "arn:aws:iam::111122223333:role/kmsbridge-decryptor"
 
@@ -23,12 +26,18 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def org(
-    aws: AwsClients, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    aws: AwsClients,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> dict[str, Any]:
     """Org acme with its first KEK, active since now (the real clock)."""
     monkeypatch.delenv(DECRYPTOR_ROLE_ENV, raising=False)
     arn = aws.client("kms").create_key()["KeyMetadata"]["Arn"]
     assert run(capsys, "table", "create")[0] == 0
+    pin_platform_ca(
+        KeyStore(aws.client("dynamodb"), "kmsbridge-keks"), aws.client("kms"), tmp_path, monkeypatch
+    )
     code, out, _ = run(capsys, "--output", "json", "org", "add", "acme", "--kms-key", arn)
     assert code == 0
     return {"arn": arn, **json.loads(out)}

@@ -72,13 +72,20 @@ class Org:
 
 
 @pytest.fixture
-def org(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
+def org(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Org]:
     """A fresh table and an org with one KMS key, made through the CLI itself."""
     table = f"cli-{os.urandom(4).hex()}"
     monkeypatch.setenv("KMSBRIDGE_TABLE", table)
     arn = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
     created = kmsbridge("table", "create", "--output", "json")
     assert created.code == 0 and created.json() == {"table": table, "created": True}
+    kms = boto3.client("kms", region_name=REGION)
+    ca_key = kms.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    assert kmsbridge("ca", "create", "--kms-key", ca_key).code == 0
+    shown = kmsbridge("ca", "show")
+    assert shown.code == 0 and shown.out.startswith("-----BEGIN CERTIFICATE-----")
+    (tmp_path / "platform-ca.pem").write_text(shown.out)
+    monkeypatch.setenv("KMSBRIDGE_CA_FILE", str(tmp_path / "platform-ca.pem"))
     added = kmsbridge("--output", "json", "org", "add", "acme", "--kms-key", arn)
     assert added.code == 0, added.err
     body = added.json()
@@ -154,7 +161,13 @@ def test_encrypt_decrypt_a_file_and_the_main_failures(org: Org, tmp_path: Path) 
     ):
         assert_fails(run, code)
     assert "already exists" in runs[7].err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "c1", "call.wav", "out.wav"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad",
+        "c1",
+        "call.wav",
+        "out.wav",
+        "platform-ca.pem",
+    ]
 
 
 def test_revoked_key_then_restored(org: Org, tmp_path: Path) -> None:
@@ -178,6 +191,12 @@ def test_revoked_key_then_restored(org: Org, tmp_path: Path) -> None:
 def test_bundle_encrypts_with_no_aws_at_all(org: Org, tmp_path: Path) -> None:
     made = kmsbridge("keys", "public", "acme", "-o", tmp_path / "bundle.json", "--output", "json")
     assert made.code == 0 and made.json()["kek"] == org.kek  # type: ignore[index]
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", os.environ["KMSBRIDGE_CA_FILE"], "-untrusted",
+         tmp_path / "bundle.json", tmp_path / "bundle.json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
     (tmp_path / "in").write_bytes(b"offline")
     no_aws = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     no_aws["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # nothing listens there
@@ -208,7 +227,8 @@ def test_bundle_encrypts_with_no_aws_at_all(org: Org, tmp_path: Path) -> None:
         tmp_path / "x",
         env=no_aws,
     )
-    assert_fails(other, "INVALID_REQUEST")
+    assert_fails(other, "INTEGRITY")
+    assert not (tmp_path / "x").exists()
 
 
 def test_folders_each_file_with_its_own_result(org: Org, tmp_path: Path) -> None:

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from kmsbridge.aws import AwsClients
 from kmsbridge.cli import exit_codes
 from kmsbridge.cli.main import main
+from kmsbridge.keys.table import KeyStore
+from tests.conftest import pin_platform_ca
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -21,9 +24,17 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def org(aws: AwsClients, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+def org(
+    aws: AwsClients,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, Any]:
     arn = aws.client("kms").create_key()["KeyMetadata"]["Arn"]
     assert run(capsys, "table", "create")[0] == 0
+    pin_platform_ca(
+        KeyStore(aws.client("dynamodb"), "kmsbridge-keks"), aws.client("kms"), tmp_path, monkeypatch
+    )
     code, out, _ = run(capsys, "--output", "json", "org", "add", "acme", "--kms-key", arn)
     assert code == 0
     return {"arn": arn, **json.loads(out)}
@@ -63,9 +74,11 @@ def test_org_add_encrypt_decrypt(org: dict[str, Any], capsys: Any, tmp_path: Pat
 def test_encrypt_from_a_bundle_needs_no_aws(
     org: dict[str, Any], capsys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bundle = tmp_path / "bundle.json"
+    bundle = tmp_path / "bundle.pem"
     assert run(capsys, "keys", "public", "acme", "-o", str(bundle))[0] == 0
-    assert json.loads(bundle.read_text())["kek"] == org["active_kek"]
+    kek_certificate = x509.load_pem_x509_certificates(bundle.read_bytes())[0]
+    ski = kek_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    assert ski.value.digest.hex() == org["active_kek"]
     (tmp_path / "in").write_bytes(b"abc")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # AWS unreachable now
     code, _, err = run(

@@ -72,7 +72,12 @@ def test_dev_server_jobs_work_and_a_pgp_export(
 ) -> None:
     server, exports = dev_server
     assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
-    assert set(exports) >= {"AWS_REGION", "KMSBRIDGE_TABLE", "KMSBRIDGE_JOBS_QUEUE_URL"}
+    assert set(exports) >= {
+        "AWS_REGION",
+        "KMSBRIDGE_TABLE",
+        "KMSBRIDGE_JOBS_QUEUE_URL",
+        "KMSBRIDGE_CA_FILE",
+    }
     env = clean_env() | exports
     session = boto3.Session(
         aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],

@@ -13,6 +13,8 @@ import pytest
 from kmsbridge.aws import AwsClients
 from kmsbridge.cli import exit_codes
 from kmsbridge.cli.main import main
+from kmsbridge.keys.table import KeyStore
+from tests.conftest import pin_platform_ca
 
 
 class Terminal(io.StringIO):
@@ -35,9 +37,17 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 
 
 @pytest.fixture
-def org(aws: AwsClients, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> dict[str, Any]:
+def org(
+    aws: AwsClients,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, Any]:
     arn = aws.client("kms").create_key()["KeyMetadata"]["Arn"]
     assert run(capsys, "table", "create")[0] == 0
+    pin_platform_ca(
+        KeyStore(aws.client("dynamodb"), "kmsbridge-keks"), aws.client("kms"), tmp_path, monkeypatch
+    )
     made = run_json(capsys, "org", "add", "acme", "--kms-key", arn)
     (tmp_path / "call.wav").write_bytes(os.urandom(5000))
     code, _, err = run(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 import os
 import pty
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from kmsbridge.cli.progress import Progress
+from kmsbridge.crypto.certificates import build_ca_certificate, build_kek_certificate, pem_chain
 from kmsbridge.crypto.kek import KekPublicKey
 
 
@@ -51,19 +53,27 @@ def test_render_fits_the_width() -> None:
     assert len(line) == 59 and line.startswith("decrypted [") and "5/10" in line
 
 
-def write_bundle(path: Path, org: str, kek: tuple[rsa.RSAPrivateKey, KekPublicKey]) -> None:
-    public = kek[1]
-    path.write_text(
-        json.dumps(
-            {
-                "kmsbridge_bundle": 1,
-                "org": org,
-                "kek": public.kek_id,
-                "public_key": base64.b64encode(public.spki_der).decode(),
-                "not_after": "2099-01-01T00:00:00Z",
-            }
-        )
+def write_bundle(path: Path, org: str, kek: tuple[rsa.RSAPrivateKey, KekPublicKey]) -> Path:
+    """A PEM bundle for ``kek`` from a local CA (a P-384 key here, KMS in production); the
+    CA's certificate, to pin with ``--ca``, is written beside it and its path returned."""
+    ca_key = ec.generate_private_key(ec.SECP384R1())
+
+    def sign(tbs: bytes) -> bytes:
+        return ca_key.sign(tbs, ec.ECDSA(hashes.SHA384()))
+
+    spki = ca_key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    now = datetime.now(UTC)
+    day = timedelta(days=1)
+    ca = build_ca_certificate(
+        spki, name="test CA", not_before=now - day, not_after=now + 99 * day, sign=sign
     )
+    certificate = build_kek_certificate(
+        kek[1].spki_der, org=org, ca=ca, not_before=now - day, not_after=now + 90 * day, sign=sign
+    )
+    path.write_bytes(pem_chain([certificate, ca]))
+    ca_file = path.with_name(path.name + ".ca.pem")
+    ca_file.write_bytes(pem_chain([ca]))
+    return ca_file
 
 
 def encrypt_folder(
@@ -72,7 +82,7 @@ def encrypt_folder(
     (tmp_path / "in").mkdir()
     for i in range(3):
         (tmp_path / "in" / f"call-{i}.wav").write_bytes(os.urandom(1000))
-    write_bundle(tmp_path / "bundle.json", "acme", kek_pair)
+    ca_file = write_bundle(tmp_path / "bundle.json", "acme", kek_pair)
     return subprocess.run(
         [
             sys.executable,
@@ -83,6 +93,8 @@ def encrypt_folder(
             "acme",
             "--public-keys",
             str(tmp_path / "bundle.json"),
+            "--ca",
+            str(ca_file),
             str(tmp_path / "in"),
             str(tmp_path / "out"),
         ],

@@ -40,7 +40,9 @@ def test_kmsbridge_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     steps = {s["step"]: s["result"] for s in json.loads(done.stdout)["steps"]}
-    assert steps["encrypt call-1"] == "ok, 0 KMS calls"
+    assert steps["encrypt call-1"] == "ok, certificate checked, 0 KMS calls"
+    assert steps["look-alike bundle"] == "refused: INTEGRITY"
+    assert steps["platform CA"].startswith("created, ")
     assert steps["play after 1 s"] == "ACCESS_REVOKED"
     assert steps["play call-1 after enabling the key"] == "ok"
     assert steps["play call-1 (retired KEK)"] == steps["play call-2 (new KEK)"] == "ok"
@@ -60,11 +62,13 @@ def test_kmsbridge_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> Non
         assert "is not beside this installation" in story
     kept = sorted(p.name for p in tmp_path.iterdir())
     assert kept == [
-        "acme-public-keys.json",
+        "acme-public-keys.pem",
         "call-1.wav",
         "call-1.wav.enc",
         "call-2.wav",
         "call-2.wav.enc",
+        "look-alike-bundle.pem",
+        "platform-ca.pem",
     ]
     assert (tmp_path / "call-1.wav").read_bytes() == speech_like_wav(4.0)
 

@@ -81,7 +81,7 @@ def test_killed_rewraps_lose_nothing_and_a_rerun_finishes(server_world: World) -
     for period in range(PERIODS):
         now = FIXED_NOW + timedelta(days=90 * period)
         if period:
-            lifecycle.rotate(w.store, w.wrapper, w.org, now=now)
+            lifecycle.rotate(w.store, w.wrapper, w.org, now=now, certifier=w.certifier)
         public = KekPublicKey.from_der(w.store.active_kek(w.org)[1].public_key)
         plaintext = os.urandom(5_000)
         out = io.BytesIO()

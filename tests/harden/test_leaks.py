@@ -28,6 +28,7 @@ import pytest
 
 from kmsbridge.aws import AwsClients
 from kmsbridge.cli.main import main
+from kmsbridge.crypto.certificates import pem_chain
 from kmsbridge.crypto.sealing import EphemeralKey
 from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import KmsBridgeError
@@ -36,7 +37,7 @@ from kmsbridge.keys.table import KeyStore
 from kmsbridge.lifecycle.rotation import create_org
 from kmsbridge.recordings.codec import decrypt_file
 from kmsbridge.services import Services, Settings
-from tests.conftest import Clock, World, make_world
+from tests.conftest import Clock, World, make_world, platform_certifier
 from tests.harden import flip, frame_spans, header_length, open_outputs, report
 
 
@@ -190,11 +191,16 @@ def cli_flow(aws: AwsClients, tmp_path: Path, t: Transcript) -> None:
     data = os.urandom(5000)
     (tmp_path / "in.wav").write_bytes(data)
     enc, out = tmp_path / "c.enc", tmp_path / "c.wav"
+    assert main(["--debug", "table", "create", "--table", "cli-keks"]) == 0
+    store = KeyStore(aws.client("dynamodb"), "cli-keks")
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(pem_chain([platform_certifier(store, aws.client("kms")).ca.certificate]))
     runs = [
-        ["table", "create", "--table", "cli-keks"],
         ["org", "add", "initech", "--kms-key", arn, "--table", "cli-keks"],
         [
             "encrypt",
+            "--ca",
+            str(ca),
             "--org",
             "initech",
             "--recording-id",

@@ -40,9 +40,13 @@ def test_with_a_lead_the_active_kek_never_expires_between_daily_runs(world: Worl
 
     for day in [*range(86, 93), *range(176, 183)]:  # daily runs around each end of period
         now = FIXED_NOW + day * DAY
-        rotate_due_orgs(world.store, world.wrapper, now=now, lead=timedelta(hours=24))
+        rotate_due_orgs(
+            world.store, world.wrapper, now=now, lead=timedelta(hours=24), certifier=world.certifier
+        )
         for h in range(0, 24, 6):  # an encryptor between two runs is never refused
-            public_key_for_encryption(world.store, world.org, now=now + timedelta(hours=h))
+            public_key_for_encryption(
+                world.store, world.org, trust=world.trust, now=now + timedelta(hours=h)
+            )
 
 
 def test_the_lead_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

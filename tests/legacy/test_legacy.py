@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from kmsbridge.crypto.trust import TrustAnchors
 from kmsbridge.errors import AccessRevoked, IntegrityError, InvalidRequest, NotFound
 from kmsbridge.legacy.certificates import check_for_encryption
 from kmsbridge.legacy.import_key import ImportedKek, import_key_pair
@@ -32,6 +33,11 @@ def do_import(world: World, ident: Identity, **kw: object) -> ImportedKek:
         private_key_pem=kw.pop("key_pem", None) or ident.key_pem(),  # type: ignore[arg-type]
         **kw,  # type: ignore[arg-type]
     )
+
+
+def customer_trust(world: World, ident: Identity) -> TrustAnchors:
+    """The encryptor's pins: the platform CA, and the customer's certificate for this org."""
+    return TrustAnchors(platform=world.trust.platform, customer={world.org: (ident.cert,)})
 
 
 @pytest.fixture
@@ -302,7 +308,11 @@ def test_activated_import_becomes_the_active_kek_for_new_recordings(
     org = world.store.get_org(world.org)
     assert org.active_kek == result.record.kek_id
     assert world.store.get_kek(world.org, world.kek_id).state == "retired"
-    world.public_key = public_key_for_encryption(world.store, world.org, now=FIXED_NOW)
+    with pytest.raises(IntegrityError, match="does not chain up to a pinned CA"):
+        public_key_for_encryption(world.store, world.org, trust=world.trust, now=FIXED_NOW)
+    world.public_key = public_key_for_encryption(
+        world.store, world.org, trust=customer_trust(world, recorder), now=FIXED_NOW
+    )
     out = io.BytesIO()
     decrypt_stream(
         io.BytesIO(world.encrypt(b"new call")), out, org=world.org, data_keys=world.decryptor
@@ -323,12 +333,13 @@ def test_an_active_imported_kek_stops_encrypting_when_its_certificate_expires(
         not_after=FIXED_NOW + 10 * DAY,
     )
     do_import(world, expiring, activate=True)
-    assert public_key_for_encryption(world.store, world.org, now=FIXED_NOW + 9 * DAY)
-    assert bundle_for(world.store, world.org)["not_after"].startswith(
+    trust = customer_trust(world, expiring)
+    assert public_key_for_encryption(world.store, world.org, trust=trust, now=FIXED_NOW + 9 * DAY)
+    assert bundle_for(world.store, world.org, now=FIXED_NOW).not_after.startswith(
         (FIXED_NOW + 10 * DAY).strftime("%Y-%m-%d")
     )
     with pytest.raises(InvalidRequest, match="certificate"):
-        public_key_for_encryption(world.store, world.org, now=FIXED_NOW + 11 * DAY)
+        public_key_for_encryption(world.store, world.org, trust=trust, now=FIXED_NOW + 11 * DAY)
 
 
 def test_an_active_imported_kek_encrypts_nothing_before_its_certificate_starts(
@@ -341,4 +352,25 @@ def test_an_active_imported_kek_encrypts_nothing_before_its_certificate_starts(
     )
     do_import(world, later, activate=True)
     with pytest.raises(InvalidRequest, match="not valid before"):
-        public_key_for_encryption(world.store, world.org, now=FIXED_NOW - 2 * DAY)
+        public_key_for_encryption(
+            world.store, world.org, trust=customer_trust(world, later), now=FIXED_NOW - 2 * DAY
+        )
+
+
+def test_an_imported_chain_is_kept_and_accepted_under_the_pinned_customer_root(
+    world: World,
+) -> None:
+    root = make_identity("customer root", rsa_key(3), ca=True)
+    intermediate = make_identity("customer issuing CA", rsa_key(4), issuer=root, ca=True)
+    leaf = make_identity("recorder-2024", rsa_key(5), issuer=intermediate)
+    bundle = intermediate.cert_pem() + root.cert_pem()
+    result = do_import(world, leaf, ca_bundle_pem=bundle, activate=True)
+    assert len(result.record.certificate_chain) == 2
+    stored = world.store.get_kek(world.org, result.record.kek_id)
+    assert stored.certificate_chain == result.record.certificate_chain
+    pinned = customer_trust(world, root)
+    public = public_key_for_encryption(world.store, world.org, trust=pinned, now=FIXED_NOW)
+    assert public.kek_id == result.record.kek_id
+    other_org = TrustAnchors(platform=world.trust.platform, customer={"globex": (root.cert,)})
+    with pytest.raises(IntegrityError, match="does not chain up to a pinned CA"):
+        public_key_for_encryption(world.store, world.org, trust=other_org, now=FIXED_NOW)

@@ -32,8 +32,10 @@ def play(world: World, blob: bytes) -> bytes:
 
 def two_keks(world: World) -> dict[bytes, bytes]:
     recordings = {world.encrypt(b"before", "r1"): b"before"}
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY)
-    public = public_key_for_encryption(world.store, world.org, now=FIXED_NOW + DAY)
+    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY, certifier=world.certifier)
+    public = public_key_for_encryption(
+        world.store, world.org, trust=world.trust, now=FIXED_NOW + DAY
+    )
     out = io.BytesIO()
     encrypt_stream(io.BytesIO(b"after"), out, public_key=public, org=world.org, recording_id="r2")
     recordings[out.getvalue()] = b"after"
@@ -163,3 +165,50 @@ def test_a_backup_whose_items_lie_is_refused_even_with_a_recomputed_checksum(
 def test_export_of_an_unknown_org_is_not_found(world: World) -> None:
     with pytest.raises(NotFound):
         export_org(world.store, "nobody")
+
+
+def test_backups_carry_the_certificates_and_the_platform_ca(world: World) -> None:
+    two_keks(world)
+    backup = export_org(world.store, world.org)
+    assert base64.b64decode(backup["platform_ca"]) == world.certifier.ca.certificate_der
+    certified = [i for i in backup["items"] if "certificate" in i]
+    assert len(certified) == 2  # both KEKs, the retired one too
+    world.store.delete_org_items(world.org)
+    import_backup(world.store, backup)
+    public = public_key_for_encryption(
+        world.store, world.org, trust=world.trust, now=FIXED_NOW + DAY
+    )
+    assert public.kek_id == world.store.get_org(world.org).active_kek
+
+
+@pytest.mark.parametrize("forgery", ["swapped", "foreign-ca", "carried-ca-only-forged"])
+def test_a_backup_with_forged_certificates_is_refused_and_nothing_written(
+    world: World, forgery: str
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from kmsbridge.devtools.forgery import look_alike_bundle
+    from kmsbridge.errors import IntegrityError
+    from kmsbridge.lifecycle.backup import checksum
+
+    two_keks(world)
+    backup = export_org(world.store, world.org)
+    body = {k: v for k, v in backup.items() if k != "checksum"}
+    keks = [i for i in body["items"] if i["kek"]["S"] != ORG_SORT_KEY]
+    forged_kek, forged_ca = x509.load_pem_x509_certificates(look_alike_bundle(world.org))
+    if forgery == "swapped":  # each KEK item carries the other's (genuine) certificate
+        keks[0]["certificate"], keks[1]["certificate"] = (
+            keks[1]["certificate"],
+            keks[0]["certificate"],
+        )
+    else:
+        keks[0]["certificate"] = {
+            "B": base64.b64encode(forged_kek.public_bytes(Encoding.DER)).decode()
+        }
+    if forgery == "carried-ca-only-forged":  # the backup names the forger's CA as the platform's
+        body["platform_ca"] = base64.b64encode(forged_ca.public_bytes(Encoding.DER)).decode()
+    world.store.delete_org_items(world.org)
+    with pytest.raises(IntegrityError, match="certificate in the backup does not check out"):
+        import_backup(world.store, body | {"checksum": checksum(body)})
+    assert world.store.list_keks(world.org) == []

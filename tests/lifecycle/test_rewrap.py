@@ -66,11 +66,15 @@ def play_all(world: World, recordings: dict[bytes, bytes]) -> None:
 def history(world: World) -> dict[bytes, bytes]:
     """Three KEKs: one retired with a recording, one destroyed, one active with a recording."""
     recordings = {world.encrypt(b"first call", "r1"): b"first call"}
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY)
+    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY, certifier=world.certifier)
     shredded = world.store.active_kek(world.org)[1].kek_id
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + 2 * DAY)
+    rotate(
+        world.store, world.wrapper, world.org, now=FIXED_NOW + 2 * DAY, certifier=world.certifier
+    )
     destroy(world.store, world.org, shredded, confirm=shredded, destroyed_by="test")
-    public = public_key_for_encryption(world.store, world.org, now=FIXED_NOW + 2 * DAY)
+    public = public_key_for_encryption(
+        world.store, world.org, trust=world.trust, now=FIXED_NOW + 2 * DAY
+    )
     out = io.BytesIO()
     encrypt_stream(
         io.BytesIO(b"third call"), out, public_key=public, org=world.org, recording_id="r3"
@@ -110,7 +114,9 @@ def test_rewrap_moves_every_live_kek_and_the_org_to_the_new_keys(world: World) -
     tomb = next(k for k in world.store.list_keks(world.org) if k.state == "destroyed")
     assert tomb.kms_keys == (world.key_arn,) and tomb.wrapped_private_key is None
     # New KEKs follow the org's new keys.
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + 3 * DAY)
+    rotate(
+        world.store, world.wrapper, world.org, now=FIXED_NOW + 3 * DAY, certifier=world.certifier
+    )
     assert set(world.store.active_kek(world.org)[1].kms_keys) == set(new)
 
 
@@ -164,7 +170,13 @@ def test_a_rotation_during_the_rewrap_is_picked_up(world: World) -> None:
     def rotate_once(step: RewrapStep) -> None:
         if not rotated:  # the rotation wraps its KEK under the org's old keys
             rotated.append(
-                rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + 5 * DAY).active_kek
+                rotate(
+                    world.store,
+                    world.wrapper,
+                    world.org,
+                    now=FIXED_NOW + 5 * DAY,
+                    certifier=world.certifier,
+                ).active_kek
             )
 
     result = rewrap_org(world.store, world.wrapper, world.org, new, progress=rotate_once)

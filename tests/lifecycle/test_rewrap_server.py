@@ -22,8 +22,8 @@ DAY = timedelta(days=1)
 def test_rotate_rewrap_crash_resume_then_the_old_key_goes(server_world: World) -> None:
     w = server_world
     recordings = {w.encrypt(b"first", "r1"): b"first"}
-    rotate(w.store, w.wrapper, w.org, now=FIXED_NOW + DAY)
-    public = public_key_for_encryption(w.store, w.org, now=FIXED_NOW + DAY)
+    rotate(w.store, w.wrapper, w.org, now=FIXED_NOW + DAY, certifier=w.certifier)
+    public = public_key_for_encryption(w.store, w.org, trust=w.trust, now=FIXED_NOW + DAY)
     recordings[encrypt(w, public, b"second", "r2")] = b"second"
 
     new = [str(w.kms_client.create_key()["KeyMetadata"]["Arn"])]  # type: ignore[attr-defined]

@@ -51,7 +51,9 @@ def test_rotation_makes_a_new_active_kek_and_retires_the_old_at_the_same_instant
     world: World,
 ) -> None:
     old = world.store.get_kek(world.org, world.kek_id)
-    done = rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + 30 * DAY)
+    done = rotate(
+        world.store, world.wrapper, world.org, now=FIXED_NOW + 30 * DAY, certifier=world.certifier
+    )
     assert (done.retired_kek, done.at) == (world.kek_id, iso(FIXED_NOW + 30 * DAY))
     org, new = world.store.active_kek(world.org)
     assert new.kek_id == done.active_kek != world.kek_id
@@ -64,8 +66,10 @@ def test_rotation_makes_a_new_active_kek_and_retires_the_old_at_the_same_instant
 
 def test_recordings_under_old_and_new_keks_both_play(world: World) -> None:
     before = world.encrypt(b"before rotation", "r1")
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY)
-    public = public_key_for_encryption(world.store, world.org, now=FIXED_NOW + DAY)
+    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY, certifier=world.certifier)
+    public = public_key_for_encryption(
+        world.store, world.org, trust=world.trust, now=FIXED_NOW + DAY
+    )
     assert public.kek_id != world.kek_id
     after = encrypt(world, public, b"after rotation", "r2")
     assert play(world, before) == b"before rotation"
@@ -107,26 +111,42 @@ def test_concurrent_rotations_leave_exactly_one_active_kek(world: World) -> None
 
 
 def test_an_expired_kek_is_refused_with_a_message_to_rotate(world: World) -> None:
-    public_key_for_encryption(world.store, world.org, now=FIXED_NOW + 90 * DAY - timedelta(1))
+    public_key_for_encryption(
+        world.store, world.org, trust=world.trust, now=FIXED_NOW + 90 * DAY - timedelta(1)
+    )
     with pytest.raises(InvalidRequest, match=f"kmsbridge kek rotate {world.org}"):
-        public_key_for_encryption(world.store, world.org, now=FIXED_NOW + 90 * DAY)
+        public_key_for_encryption(
+            world.store, world.org, trust=world.trust, now=FIXED_NOW + 90 * DAY
+        )
 
 
 def test_an_expired_kek_is_rotated_first_when_the_caller_allows_it(world: World) -> None:
     later = FIXED_NOW + 91 * DAY
     public = public_key_for_encryption(
-        world.store, world.org, now=later, rotate_if_expired=True, kms=world.wrapper
+        world.store,
+        world.org,
+        trust=world.trust,
+        now=later,
+        rotate_if_expired=True,
+        kms=world.wrapper,
+        certifier=world.certifier,
     )
     org, active = world.store.active_kek(world.org)
     assert public.kek_id == active.kek_id != world.kek_id
     assert active.activated_at == iso(later)
     again = public_key_for_encryption(
-        world.store, world.org, now=later, rotate_if_expired=True, kms=world.wrapper
+        world.store,
+        world.org,
+        trust=world.trust,
+        now=later,
+        rotate_if_expired=True,
+        kms=world.wrapper,
+        certifier=world.certifier,
     )
     assert again.kek_id == public.kek_id  # still fresh: no second rotation
     with pytest.raises(InvalidRequest, match="KMS access"):
         public_key_for_encryption(
-            world.store, world.org, now=later + 91 * DAY, rotate_if_expired=True
+            world.store, world.org, trust=world.trust, now=later + 91 * DAY, rotate_if_expired=True
         )
 
 
@@ -200,14 +220,14 @@ def test_the_active_kek_cannot_be_retired_or_destroyed(world: World) -> None:
 
 def test_retire_is_idempotent_and_keeps_decrypting(world: World) -> None:
     blob = world.encrypt(b"old call")
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY)
+    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY, certifier=world.certifier)
     record = world.store.get_kek(world.org, world.kek_id)
     assert retire(world.store, world.org, world.kek_id) == record  # already retired: no change
     assert play(world, blob) == b"old call"
 
 
 def test_destroy_is_refused_without_the_kek_id_typed_back(world: World) -> None:
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY)
+    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY, certifier=world.certifier)
     for confirm in (None, "", world.kek_id[:12], "yes"):
         with pytest.raises(InvalidRequest, match="typed back"):
             destroy(world.store, world.org, world.kek_id, confirm=confirm, destroyed_by="me")
@@ -218,7 +238,7 @@ def test_destroy_shreds_and_the_decryptor_says_destroyed_on_purpose(world: World
     blob = world.encrypt(b"to be shredded")
     warm = world.decryptor
     assert play(world, blob, warm) == b"to be shredded"
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY)
+    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY, certifier=world.certifier)
     stamp = FIXED_NOW + 2 * DAY
     tomb = destroy(
         world.store,
@@ -253,7 +273,9 @@ def test_destroy_shreds_and_the_decryptor_says_destroyed_on_purpose(world: World
 
 
 def test_inventory_reports_states_ages_days_left_and_key_usability(world: World) -> None:
-    rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + 10 * DAY)
+    rotate(
+        world.store, world.wrapper, world.org, now=FIXED_NOW + 10 * DAY, certifier=world.certifier
+    )
     second = world.kms_client.create_key()["KeyMetadata"]  # type: ignore[attr-defined]
     from kmsbridge.lifecycle.rewrap import rewrap_org
 
@@ -290,7 +312,9 @@ def test_each_lifecycle_change_is_one_audit_line_without_key_material(
     import logging
 
     caplog.set_level(logging.INFO, logger="kmsbridge.audit")
-    done = rotate(world.store, world.wrapper, world.org, now=FIXED_NOW + DAY)
+    done = rotate(
+        world.store, world.wrapper, world.org, now=FIXED_NOW + DAY, certifier=world.certifier
+    )
     tomb = destroy(world.store, world.org, world.kek_id, confirm=world.kek_id, destroyed_by="ops")
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kmsbridge.audit"]
     ops = [(line["op"], line["kek"], line["outcome"]) for line in lines]

@@ -16,7 +16,8 @@ Not in the zip:
 - What the function never imports: the CLI, the build itself, the moto-based embedded
   AWS, caches and bytecode (``__pycache__``, ``*.pyc``) and type stubs.
 - pysequoia (the OpenPGP library of the PGP export target, a 9 MB native module) in any
-  zip but ``jobs.zip``: only the bulk export job encrypts for PGP recipients
+  zip but ``jobs.zip``: only the bulk export job encrypts for PGP recipients; pyasn1 and
+  pyasn1-modules in any zip but ``rotation.zip``: only rotation issues KEK certificates
   (``HANDLER_ONLY_DEPENDENCIES``).
 
 Deterministic: entries sorted, fixed timestamps and permissions, so the same sources and
@@ -49,7 +50,12 @@ PROVIDED_BY_RUNTIME = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )
 # Distributions (with no dependencies of their own) that only some handlers import.
-HANDLER_ONLY_DEPENDENCIES = {"pysequoia": frozenset({"jobs"})}
+HANDLER_ONLY_DEPENDENCIES = {
+    "pysequoia": frozenset({"jobs"}),
+    # Issuing KEK certificates (crypto/certificates.py) is the rotation function's alone.
+    "pyasn1": frozenset({"rotation"}),
+    "pyasn1-modules": frozenset({"rotation"}),
+}
 EXCLUDED_PACKAGE_PATHS = (
     "kmsbridge/cli/",
     "kmsbridge/devtools/",

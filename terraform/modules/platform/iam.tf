@@ -300,6 +300,26 @@ data "aws_iam_policy_document" "rotation" {
     }
   }
 
+  # The platform CA's item (partition key "#platform": no org id has a "#") holds the CA
+  # certificate that each new KEK's certificate names as its issuer. Only while it serves
+  # orgs, like the rest of its table access.
+  dynamic "statement" {
+    for_each = local.create_ca_key && local.serves_orgs ? [1] : []
+
+    content {
+      sid       = "ReadPlatformCaItem"
+      effect    = "Allow"
+      actions   = ["dynamodb:GetItem"]
+      resources = [local.arns.table]
+
+      condition {
+        test     = "ForAllValues:StringEquals"
+        variable = "dynamodb:LeadingKeys"
+        values   = ["#platform"]
+      }
+    }
+  }
+
   statement {
     sid       = "SendFailedRunsToDeadLetterQueue"
     effect    = "Allow"
@@ -573,6 +593,25 @@ data "aws_iam_policy_document" "operator" {
         test     = "ForAnyValue:StringEquals"
         variable = "kms:ResourceAliases"
         values   = [local.names.ca_alias]
+      }
+    }
+  }
+
+  # `kmsbridge ca create` writes the platform CA's item; org add, kek rotate, ca issue and
+  # encryption from the table read it.
+  dynamic "statement" {
+    for_each = local.create_ca_key ? [1] : []
+
+    content {
+      sid       = "ReadWritePlatformCaItem"
+      effect    = "Allow"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+      resources = [local.arns.table]
+
+      condition {
+        test     = "ForAllValues:StringEquals"
+        variable = "dynamodb:LeadingKeys"
+        values   = ["#platform"]
       }
     }
   }
