@@ -21,8 +21,11 @@ from kmsbridge.files import atomic_output
 from kmsbridge.keys.policy import check_not_expired
 
 
-def write_bundle(bundle: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    with atomic_output(path) as out:
+def write_bundle(
+    bundle: dict[str, Any], path: str | os.PathLike[str], *, replace: bool = True
+) -> None:
+    """Write the bundle whole; with ``replace=False`` an existing file is refused."""
+    with atomic_output(path, replace=replace) as out:
         out.write(json.dumps(bundle, indent=2, sort_keys=True).encode("utf-8") + b"\n")
 
 

@@ -137,14 +137,14 @@ def test_access_check_reports_each_kek_and_key(
     code, out, _ = run(capsys, "--output", "json", "access", "check", "acme")
     report = json.loads(out)
     assert code == 0 and report["state"] == "ok"
-    assert [(k["kek_id"], k["state"], k["outcome"]) for k in report["keks"]] == [
+    assert [(k["kek"], k["state"], k["outcome"]) for k in report["keks"]] == [
         (org["active_kek"], "active", "ok")
     ]
     assert report["kms_keys"] == [{"arn": org["arn"], "state": "Enabled"}]
 
     aws.client("kms").disable_key(KeyId=org["arn"].rsplit("/", 1)[1])
     code, out, _ = run(capsys, "access", "check", "acme")
-    assert code == 0
+    assert code == exit_codes.ACCESS_REVOKED  # cron and CI alarm on it
     assert out.startswith("org acme: revoked\n")
     assert f"KEK {org['active_kek']}  active" in out and "ACCESS_REVOKED: " in out
     assert f"KMS key {org['arn']}: Disabled" in out

@@ -113,7 +113,7 @@ def test_destroy_with_the_confirm_flag(org: dict[str, Any], capsys: Any, tmp_pat
     assert run(capsys, "kek", "destroy", "acme", first, "--confirm", first)[0] == 0
     assert not plays(capsys, tmp_path)
     listed = run_json(capsys, "kek", "list", "acme")
-    tomb = next(k for k in listed["keks"] if k["kek_id"] == first)
+    tomb = next(k for k in listed["keks"] if k["kek"] == first)
     assert tomb["state"] == "destroyed" and tomb["destroyed_at"] and tomb["destroyed_by"]
 
 

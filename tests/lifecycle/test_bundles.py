@@ -79,5 +79,5 @@ def test_the_encrypt_command_refuses_an_expired_bundle_and_writes_nothing(
     assert main([*argv, *files]) == exit_codes.USAGE
     assert main([*argv, "--rotate-if-expired", *files]) == 0
     assert (tmp_path / "out.enc").exists()
-    assert main(["keys", "public", "acme", "-o", str(bundle)]) == 0
+    assert main(["keys", "public", "acme", "-o", str(bundle), "--force"]) == 0
     assert main([*argv, "--public-keys", str(bundle), files[0], str(tmp_path / "o2")]) == 0
