@@ -55,14 +55,14 @@ def register(subparsers: Any) -> None:
         "destroy",
         "crypto-shred a retired KEK: its recordings can never be played again",
         examples="  kmsbridge kek destroy acme 3f2a9c01 --dry-run\n"
-        "  kmsbridge kek destroy acme 3f2a9c01 --confirm 3f2a9c01",
+        "  kmsbridge kek destroy acme 3f2a9c01 --confirm FULL-64-HEX-KEK-ID",
     )
     destroy.add_argument("org")
     destroy.add_argument("kek", help=_KEK_HELP)
     destroy.add_argument(
         "--confirm",
         metavar="KEK",
-        help="the same KEK id (or prefix) again; without it a terminal asks for it",
+        help="the full KEK id typed back; without it a terminal asks for it",
     )
     _dry_run(destroy)
     destroy.set_defaults(handler=destroy_kek)
@@ -298,8 +298,8 @@ def destroy_kek(ctx: Context) -> int:
             "could never be played again; nothing was changed",
         )
         return 0
-    answer = a.confirm if a.confirm is not None else _ask_confirmation(kek)
-    confirm = ctx.kek_id(a.org, answer) if answer else None
+    # The confirmation is the whole id typed back, never a prefix: it is the safety rail.
+    confirm = a.confirm if a.confirm is not None else _ask_confirmation(kek)
     record = destroy(ctx.store, a.org, kek, confirm=confirm, destroyed_by=operator(ctx))
     ctx.emit(
         {

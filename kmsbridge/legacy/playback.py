@@ -134,11 +134,11 @@ def decrypt_cms_file(
 ) -> LegacyInfo:
     """``decrypt_cms_stream`` to a file that appears only once the whole file decrypted.
 
-    ``name`` is the recording's name in audit lines (default: the path as given, folders
-    included, so two ``x.p7m`` in different folders stay apart).
+    ``name`` is the recording's name in audit lines (default: the file's name; a folder
+    passes the relative path, so two ``x.p7m`` in different folders stay apart).
     """
     with open(source, "rb") as src, atomic_output(target, replace=replace) as out:
-        name = name or PurePosixPath(Path(source).as_posix()).as_posix()
+        name = name or Path(source).name
         return decrypt_cms_stream(src, out, org=org, decryptor=decryptor, name=name)
 
 

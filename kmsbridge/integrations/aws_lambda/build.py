@@ -51,6 +51,8 @@ PROVIDED_BY_RUNTIME = frozenset(
 )
 # Distributions (with no dependencies of their own) that only some handlers import.
 HANDLER_ONLY_DEPENDENCIES = {"pysequoia": frozenset({"jobs"})}
+# Needed by the command line only (kmsbridge/cli/ is not in the zips either).
+CLI_ONLY = frozenset({"shtab"})
 EXCLUDED_PACKAGE_PATHS = (
     "kmsbridge/cli/",
     "kmsbridge/devtools/",
@@ -140,7 +142,7 @@ def runtime_requirements(
     pins: dict[str, str] = {}
     while todo:
         name = todo.pop()
-        if name in pins or name in PROVIDED_BY_RUNTIME:
+        if name in pins or name in PROVIDED_BY_RUNTIME or name in CLI_ONLY:
             continue
         try:
             pins[name] = importlib.metadata.version(name)
