@@ -26,6 +26,8 @@ def list_keys(ctx: Context, bucket: str, prefix: str) -> list[str]:
             found = [o["Key"] for o in page.get("Contents", [])]
             keys += found
             bar.advance(found[-1] if found else "", step=len(found))
+        bar.total = len(keys)  # known at last: the bar ends full, drawn
+        bar.advance(keys[-1] if keys else "", step=0)
     return keys
 
 
