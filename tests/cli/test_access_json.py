@@ -95,4 +95,4 @@ def test_org_list_show_set(cli_org: CliOrg) -> None:
     assert_fails(nobody, "NOT_FOUND", json_output=True)
     assert json.loads(nobody.out)["ok"] is False
     assert os.environ.get("KMSBRIDGE_TABLE") == cli_org.table
-    assert exit_codes.NOT_FOUND == nobody.code
+    assert nobody.code == exit_codes.NOT_FOUND

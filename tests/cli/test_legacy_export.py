@@ -56,8 +56,9 @@ def test_bug4_3des_der_folders_and_paths(
         p7m.parent.mkdir(parents=True, exist_ok=True)
         smime_encrypt(plain, p7m, cert, cipher="-des3")  # OpenSSL 3's default cipher too
 
-    one = kmsbridge("--output", "json", "legacy", "decrypt", server_world.org,
-                    tmp_path / "p7m/2019/a/x.wav.p7m", tmp_path / "one.wav", table=table)  # fmt: skip
+    first = tmp_path / "p7m/2019/a/x.wav.p7m"
+    one = kmsbridge("--output", "json", "legacy", "decrypt", server_world.org, first,
+                    tmp_path / "one.wav", table=table)  # fmt: skip
     assert one.code == 0, one.err
     assert (one.json()["cipher"], one.json()["integrity"]) == ("des-ede3-cbc", False)
     assert (tmp_path / "one.wav").read_bytes() == calls["2019/a/x.wav"]
@@ -72,7 +73,8 @@ def test_bug4_3des_der_folders_and_paths(
     for name, data in calls.items():
         assert (tmp_path / "out" / name).read_bytes() == data
     resumed = kmsbridge("--output", "json", "legacy", "decrypt", server_world.org,
-                        "--skip-existing", tmp_path / "p7m", tmp_path / "out", table=table)  # fmt: skip
+                        "--skip-existing", tmp_path / "p7m", tmp_path / "out",
+                        table=table)  # fmt: skip
     assert resumed.json()["skipped"] == 2
 
     customer, customer_key = make_identity("customer", rsa_key(32)).write(tmp_path, "customer")

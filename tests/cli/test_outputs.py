@@ -16,7 +16,6 @@ from pathlib import Path
 import boto3
 import pytest
 
-from kmsbridge.cli import exit_codes
 from kmsbridge.formats import FRAME_LENGTH
 from tests.cli.conftest import CliOrg
 from tests.cli.helpers import assert_fails, kmsbridge, leftovers
