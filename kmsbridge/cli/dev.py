@@ -73,6 +73,7 @@ def run_dev_server(ctx: Context) -> int:
             } | {"AWS_REGION": region, "KMSBRIDGE_TABLE": ctx.table}
             env["KMSBRIDGE_JOBS_QUEUE_URL"] = queue
             ctx.emit({"endpoint": endpoint, "environment": env}, _exports(endpoint, env))
+            ctx.flush()  # now, not at exit: the server runs until Ctrl-C
             sys.stdout.flush()
             while not stop.wait(0.5):
                 pass
