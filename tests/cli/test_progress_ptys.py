@@ -97,7 +97,7 @@ def test_s3_listing_bar(cli_org: CliOrg, tmp_path: Path) -> None:
             "--dry-run"]  # fmt: skip
     code, out, seen = on_a_tty(*argv, table=cli_org.table)
     assert code == 0 and b"would export 3 recording(s)" in out
-    assert f"listing s3://{bucket}/in/ [".encode() in seen and b" 3 in/2.enc" in seen
+    assert f"listing s3://{bucket}/in/ [".encode() in seen and b"3/3 in/2.enc" in seen
     assert piped(*argv, table=cli_org.table).stderr == b""
 
 
