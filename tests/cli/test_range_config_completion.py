@@ -45,7 +45,7 @@ def test_config_file_flags_over_env_over_file(cli_org: CliOrg, tmp_path: Path) -
     from_file = kmsbridge("--output", "json", "org", "list", env={"KMSBRIDGE_TABLE": None})
     assert from_file.code == 0 and from_file.json()["orgs"][0]["org"] == "acme"
     env_wins = kmsbridge("org", "list", env={"KMSBRIDGE_TABLE": "no-such-table"})
-    assert_fails(env_wins, "NOT_FOUND")
+    assert "table no-such-table" in assert_fails(env_wins, "INVALID_REQUEST")  # a config error
     flag_wins = kmsbridge("--table", cli_org.table, "org", "list",
                           env={"KMSBRIDGE_TABLE": "no-such-table"})  # fmt: skip
     assert flag_wins.code == 0
