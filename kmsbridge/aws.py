@@ -44,6 +44,7 @@ class AwsSettings:
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    role_arn: str | None = None  # assumed once per process, with the chain's credentials
     max_attempts: int = 4
     connect_timeout: float = 2.0
     read_timeout: float = 5.0
@@ -80,12 +81,37 @@ class AwsClients:
     def session(self) -> boto3.Session:
         if self._session is None:
             try:
-                self._session = boto3.Session(
+                session = boto3.Session(
                     profile_name=self.settings.profile, region_name=self.settings.region
                 )
             except ProfileNotFound as exc:
                 raise error_for(exc, "sts") from exc
+            if self.settings.role_arn:
+                session = self._assume_role(session, self.settings.role_arn)
+            self._session = session
         return self._session
+
+    def _assume_role(self, base: boto3.Session, role_arn: str) -> boto3.Session:
+        sts = base.client(
+            "sts",
+            region_name=base.region_name or DEFAULT_REGION,
+            endpoint_url=self.settings.endpoint_url,
+            config=self.settings.client_config(),
+        )
+        try:
+            answer = sts.assume_role(RoleArn=role_arn, RoleSessionName="kmsbridge")
+        except (ClientError, BotoCoreError) as exc:
+            why = exc.response["Error"].get("Code") if isinstance(exc, ClientError) else None
+            raise ConfigurationError(
+                f"the role {role_arn} could not be assumed ({why or type(exc).__name__})"
+            ) from None
+        credentials = answer["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=base.region_name,
+        )
 
     @property
     def botocore_session(self) -> Any:
@@ -194,14 +220,22 @@ _SERVICE_NAMES = {
 
 
 def error_for_code(
-    service: str, code: str, status: int | None = None, *, what: str = ""
+    service: str,
+    code: str,
+    status: int | None = None,
+    *,
+    what: str = "",
+    operation: str | None = None,
+    arn: str | None = None,
 ) -> KmsBridgeError:
     """The library error for an AWS error code of ``service`` (after botocore's retries).
 
     Throttling and 5xx are retryable: ``KMS_UNAVAILABLE`` for KMS, ``UNAVAILABLE`` for any
     other service. KMS refusals are ``ACCESS_REVOKED`` (the customer's decision); another
     service's refusal is a ``ConfigurationError`` (our IAM is wrong), as are rejected
-    credentials. ``what`` names the resource in the sentence.
+    credentials. ``what`` names the resource in the sentence; for KMS, the ``operation`` and
+    key ``arn`` of the call name which key refused what (during a rewrap or a rotation it
+    may be the new key, not the org's current one).
     """
     name = _SERVICE_NAMES.get(service, service)
     subject = what or f"the {name} request"
@@ -214,7 +248,7 @@ def error_for_code(
             "the region"
         )
     if service == "kms":
-        return _kms_error(code)
+        return _kms_error(code, operation, arn)
     if code in _MISSING_CODES:
         return NotFound(f"{subject} does not exist")
     if code in _DENIED_CODES:
@@ -222,13 +256,26 @@ def error_for_code(
     return InternalError(f"{name} refused {subject} ({code or 'no error code'})")
 
 
-def _kms_error(code: str) -> KmsBridgeError:
+# What each KMS operation does for kmsbridge, for messages that say which key refused what.
+_KMS_PURPOSE = {
+    "Decrypt": "to unwrap a KEK (Decrypt)",
+    "GenerateDataKey": "to wrap a KEK (GenerateDataKey)",
+    "Encrypt": "to wrap a KEK (Encrypt)",
+    "DescribeKey": "to describe itself (DescribeKey)",
+}
+
+
+def _kms_error(code: str, operation: str | None, arn: str | None) -> KmsBridgeError:
+    key = f"KMS key {arn}" if arn else "the customer's KMS key"
+    purpose = _KMS_PURPOSE.get(operation or "", f"a request ({operation})" if operation else "")
     if code in _KMS_REVOKED_CODES:
         return AccessRevoked(
-            "the customer's KMS key refused to unwrap (disabled, pending "
-            "deletion, or access removed)"
+            f"{key} refused {purpose or 'to unwrap'} (disabled, pending deletion, or "
+            "access removed)"
         )
     if code in _MISSING_CODES:
+        if arn:
+            return NotFound(f"KMS key {arn} does not exist (asked {purpose})")
         return NotFound("the org's KMS key does not exist")
     if code in _KMS_INTEGRITY_CODES:
         return IntegrityError("KMS rejected the wrapped KEK (wrong key or context)")

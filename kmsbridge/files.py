@@ -1,4 +1,9 @@
-"""Safe outputs: a file appears whole or not at all, readable only by its owner."""
+"""Safe outputs: a file appears whole or not at all, readable only by its owner.
+
+``atomic_output`` writes regular files. ``output_kind`` decides what an output path is
+before anything is written, so a FIFO, a character device or ``/dev/stdout`` is written
+through (never replaced by a file) and a symbolic link is followed to its file.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,19 +39,26 @@ _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 
 
 @contextmanager
-def atomic_output(target: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """A 0600 temporary file beside ``target``, put in its place only if the block succeeds."""
+def atomic_output(target: str | os.PathLike[str], *, replace: bool = True) -> Iterator[BinaryIO]:
+    """A 0600 temporary file beside ``target``, put in its place only if the block succeeds.
+
+    With ``replace=False`` an existing ``target`` is never overwritten, even one that
+    appears while the block runs (the file is published with a link, which fails if the
+    name exists).
+    """
     target_path = Path(target)
     directory = target_path.parent if str(target_path.parent) else Path(".")
     if target_path.is_dir():
         raise InvalidRequest(f"output {target_path} is a directory")
+    if not replace:
+        refuse_existing(target_path)
     pending = PendingFile.create(directory, target_path.name)
     try:
         with io.BufferedWriter(_WriteBehindFile(pending.fd, "wb")) as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
-            pending.publish(target_path.name)
+            pending.publish(target_path.name, replace=replace)
     except BaseException:
         pending.discard()
         raise
@@ -91,8 +105,14 @@ class PendingFile:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a sweep elsewhere leaves a live file
         return cls(fd, dir_fd, os.path.basename(path))
 
-    def publish(self, name: str) -> None:
-        """Give the written file ``name`` in its directory (while ``fd`` is still open)."""
+    def publish(self, name: str, *, replace: bool = True) -> None:
+        """Give the written file ``name`` in its directory (while ``fd`` is still open).
+
+        With ``replace=False`` an existing ``name`` is refused, never replaced.
+        """
+        if not replace:
+            self._link_new(name)
+            return
         if self.temp_name is None:
             source = f"/proc/self/fd/{self.fd}"
             try:
@@ -103,6 +123,17 @@ class PendingFile:
                 os.link(source, self.temp_name, dst_dir_fd=self.dir_fd, follow_symlinks=True)
         os.replace(self.temp_name, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
         self.temp_name = None
+
+    def _link_new(self, name: str) -> None:
+        try:
+            if self.temp_name is None:
+                source = f"/proc/self/fd/{self.fd}"
+                os.link(source, name, dst_dir_fd=self.dir_fd, follow_symlinks=True)
+            else:
+                os.link(self.temp_name, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+                self.discard()
+        except FileExistsError:
+            refuse_existing(Path(name))
 
     def discard(self) -> None:
         if self.temp_name is not None:
@@ -184,3 +215,51 @@ def _remove_if_stale(path: str, cutoff: float) -> bool:
     except OSError:  # locked by a live writer, gone already, or not ours to touch
         return False
     return True
+
+
+def refuse_existing(target: Path) -> None:
+    if os.path.lexists(target):
+        raise InvalidRequest(f"output {target} exists; nothing was written (--force replaces it)")
+
+
+class OutputKind(Enum):
+    FILE = "file"  # a regular file, or none yet: written whole through atomic_output
+    STREAM = "stream"  # a FIFO, a character device, /dev/stdout: written through
+    STDOUT = "stdout"  # '-'
+
+
+@dataclass(frozen=True)
+class Output:
+    kind: OutputKind
+    path: str  # for FILE, a symbolic link's target: the link itself stays
+
+
+# Paths the kernel resolves to an open file of the process (/dev/stdout, /dev/fd/1, ...):
+# writing through them is writing to that descriptor, never replacing what it names.
+_DESCRIPTOR_PATHS = ("/dev/", "/proc/")
+
+
+def output_kind(target: str) -> Output:
+    """What ``target`` is, refusing what kmsbridge never writes to (directories, sockets)."""
+    if target == "-":
+        return Output(OutputKind.STDOUT, target)
+    try:
+        mode = os.stat(target).st_mode  # follows symbolic links
+    except FileNotFoundError:
+        if os.path.islink(target):
+            raise InvalidRequest(
+                f"output {target} is a symbolic link to {os.readlink(target)}, which does not "
+                "exist; kmsbridge follows a link only to an existing file"
+            ) from None
+        return Output(OutputKind.FILE, target)
+    if stat.S_ISDIR(mode):
+        raise InvalidRequest(f"output {target} is a directory")
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return Output(OutputKind.STREAM, target)
+    if not stat.S_ISREG(mode):
+        raise InvalidRequest(
+            f"output {target} is neither a regular file, a FIFO nor a character device"
+        )
+    if os.path.abspath(target).startswith(_DESCRIPTOR_PATHS):
+        return Output(OutputKind.STREAM, target)
+    return Output(OutputKind.FILE, os.path.realpath(target) if os.path.islink(target) else target)

@@ -10,17 +10,22 @@ sealed to a response key; ``0`` or unset: also bare), the encryptor's pinned CAs
 ``ORG.pem`` per org with imported keys), ``KMSBRIDGE_CA_KEY_ARN`` (the platform CA's KMS
 key, when given the only one that signs), and boto3's own (``AWS_REGION``,
 ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a ``ConfigurationError`` naming
-the variable. ``Services`` builds each piece on first use and
-keeps it: a Lambda container keeps one for its lifetime, the CLI makes one per command.
+the variable. The command line also reads a config file (``Settings.for_cli``): flags win
+over the environment, which wins over the file. ``Services`` builds each piece on first
+use and keeps it: a Lambda container keeps one for its lifetime, the CLI makes one per
+command.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 from kmsbridge.aws import AwsClients, AwsSettings
 from kmsbridge.crypto.trust import TrustAnchors, load_trust
@@ -74,6 +79,77 @@ class Settings:
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings  # type: ignore[arg-type]
+
+    @classmethod
+    def for_cli(
+        cls,
+        flags: Mapping[str, str | None],
+        env: Mapping[str, str] | None = None,
+        config_path: str | None = None,
+    ) -> Settings:
+        """The command line's settings: each from its flag, else the environment, else the file.
+
+        ``flags`` are the global options by setting name (``table``, ``region``, ``profile``,
+        ``endpoint_url``, ``ca_file``, ``role_arn``; None when not given). The file is
+        ``config_path``, else ``KMSBRIDGE_CONFIG``, else ``config.toml`` in
+        ``$XDG_CONFIG_HOME/kmsbridge`` (default ``~/.config/kmsbridge``); only a file named
+        explicitly must exist.
+        """
+        env = os.environ if env is None else env
+        file = read_config(config_path or env.get("KMSBRIDGE_CONFIG"), env)
+
+        def pick(name: str, *variables: str) -> str | None:
+            from_env = next((env[v] for v in variables if env.get(v)), None)
+            return flags.get(name) or from_env or file.get(name)
+
+        aws = AwsSettings(
+            region=pick("region", "AWS_REGION", "AWS_DEFAULT_REGION"),
+            profile=pick("profile", "AWS_PROFILE"),
+            endpoint_url=pick("endpoint_url", "AWS_ENDPOINT_URL"),
+            role_arn=pick("role_arn", "KMSBRIDGE_ROLE_ARN"),
+        )
+        return cls.from_env(
+            env,
+            table=pick("table", "KMSBRIDGE_TABLE"),
+            ca_file=pick("ca_file", "KMSBRIDGE_CA_FILE"),
+            aws=aws,
+        )
+
+
+# The config file's keys: the settings an operator keeps per machine or per account.
+CONFIG_KEYS = ("table", "region", "profile", "endpoint_url", "ca_file", "role_arn")
+
+
+def default_config_path(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(base) / "kmsbridge" / "config.toml"
+
+
+def read_config(path: str | None, env: Mapping[str, str]) -> dict[str, str]:
+    """The config file's settings (TOML, keys from ``CONFIG_KEYS``, string values)."""
+    where = Path(path) if path else default_config_path(env)
+    try:
+        with open(where, "rb") as f:
+            data: dict[str, Any] = tomllib.load(f)
+    except FileNotFoundError:
+        if path:
+            raise ConfigurationError(f"the config file {where} does not exist") from None
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        raise ConfigurationError(f"the config file {where} is not valid TOML") from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the config file {where} cannot be read: {exc.strerror}"
+        ) from None
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            f"the config file {where} has unknown settings ({', '.join(unknown)}); "
+            f"known: {', '.join(CONFIG_KEYS)}"
+        )
+    if not all(isinstance(v, str) and v for v in data.values()):
+        raise ConfigurationError(f"every setting in the config file {where} must be a string")
+    return dict(data)
 
 
 class Services:

@@ -53,8 +53,9 @@ def register(subparsers: Any) -> None:
 
 
 def access_check(ctx: Context) -> int:
-    from kmsbridge.decryptor.access import access_state
-    from kmsbridge.errors import KmsBridgeError
+    """The report on stdout; unless every live KEK unwraps, also an error and its status."""
+    from kmsbridge.decryptor.access import ERROR_CODE_OF_STATE, AccessState, access_state
+    from kmsbridge.errors import error_from_code
     from kmsbridge.lifecycle.windows import kek_periods
 
     org = ctx.args.org
@@ -62,24 +63,51 @@ def access_check(ctx: Context) -> int:
     keks = ctx.store.list_keks(org)
     checks = {c.kek_id: c for c in ctx.decryptor.check_access(org)}
     rows = []
-    for period in kek_periods(keks):
+    for period in reversed(kek_periods(keks)):  # newest first, as `kek list`
         check = checks[period.kek_id]
         rows.append(period.to_dict() | {"outcome": check.outcome, "message": check.message})
     arns = list(dict.fromkeys([*org_record.kms_keys, *(a for k in keks for a in k.kms_keys)]))
-    key_states: list[dict[str, str | None]] = []
+    state = access_state([r["outcome"] for r in rows])
+    data = {"org": org, "state": str(state), "keks": rows, "kms_keys": _key_states(ctx, arns)}
+    ctx.emit(data, _check_text(data))
+    failed = [r for r in rows if r["outcome"] not in ("ok", "destroyed")]
+    _record(ctx, org, str(state), failed[0] if failed else None)
+    if state is AccessState.OK:
+        return 0
+    live = sum(r["outcome"] != "destroyed" for r in rows)
+    raise error_from_code(
+        ERROR_CODE_OF_STATE[state],
+        f"access of org {org!r} is {state}: {live - len(failed)} of {live} live KEK(s) unwrap now",
+    )
+
+
+def _key_states(ctx: Context, arns: list[str]) -> list[dict[str, str | None]]:
+    from kmsbridge.errors import KmsBridgeError
+
+    states: list[dict[str, str | None]] = []
     for arn in arns:
         try:
-            key_states.append({"arn": arn, "state": ctx.kms.key_state(arn)})
+            states.append({"arn": arn, "state": ctx.kms.key_state(arn)})
         except KmsBridgeError as exc:
-            key_states.append({"arn": arn, "state": None, "error": exc.code})
-    data = {
-        "org": org,
-        "state": str(access_state([r["outcome"] for r in rows])),
-        "keks": rows,
-        "kms_keys": key_states,
-    }
-    ctx.emit(data, _check_text(data))
-    return 0
+            states.append({"arn": arn, "state": None, "error": exc.code})
+    return states
+
+
+def _record(ctx: Context, org: str, state: str, failed: dict[str, Any] | None) -> None:
+    """Keep the result for `org show`; a table this identity may not write is no failure."""
+    import logging
+
+    from kmsbridge.clock import iso, utcnow
+    from kmsbridge.errors import KmsBridgeError
+
+    check = {"at": iso(utcnow()), "state": state}
+    if failed is not None:
+        check |= {"kek": failed["kek"], "code": failed["outcome"]}
+        check |= {"message": failed["message"] or failed["outcome"]}
+    try:
+        ctx.store.record_access_check(org, check)
+    except KmsBridgeError as exc:
+        logging.getLogger(__name__).debug("access check not recorded: %s", exc.code)
 
 
 def _check_text(data: dict[str, Any]) -> str:
@@ -87,9 +115,7 @@ def _check_text(data: dict[str, Any]) -> str:
     for row in data["keks"]:
         until = row["to"] or "now"
         outcome = row["outcome"] + (f": {row['message']}" if row["message"] else "")
-        lines.append(
-            f"  KEK {row['kek_id']}  {row['state']:<9} {row['from']} .. {until}  {outcome}"
-        )
+        lines.append(f"  KEK {row['kek']}  {row['state']:<9} {row['from']} .. {until}  {outcome}")
     for key in data["kms_keys"]:
         lines.append(f"  KMS key {key['arn']}: {key['state'] or key['error']}")
     return "\n".join(lines)
@@ -137,9 +163,7 @@ def _window_text(report: dict[str, Any], verb: str) -> str:
         f"covered: {covered}",
     ]
     for kek in report["keks"]:
-        lines.append(
-            f"  KEK {kek['kek_id']}  {kek['state']:<9} {kek['from']} .. {kek['to'] or 'now'}"
-        )
+        lines.append(f"  KEK {kek['kek']}  {kek['state']:<9} {kek['from']} .. {kek['to'] or 'now'}")
     lines += [f"note: {n}" for n in report["notes"]]
     if report["action"] == "restore":
         lines += ["", "Remove this statement from the key policy:"]

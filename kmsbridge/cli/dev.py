@@ -79,6 +79,7 @@ def run_dev_server(ctx: Context) -> int:
             env["KMSBRIDGE_JOBS_QUEUE_URL"] = queue
             env["KMSBRIDGE_CA_FILE"] = ca_file
             ctx.emit({"endpoint": endpoint, "environment": env}, _exports(endpoint, env))
+            ctx.flush()  # now, not at exit: the server runs until Ctrl-C
             sys.stdout.flush()
             while not stop.wait(0.5):
                 pass

@@ -5,10 +5,11 @@
     kmsbridge export start ORG --source-bucket B --dest-bucket D --queue-url URL
                            (--to-cert ... | --to-kms-key ... | --to-pgp ...) [--sign-key ARN]
                            [KEYS... | --source-prefix P]
-    kmsbridge export status s3://D/PREFIX/JOB
+    kmsbridge export status s3://D/PREFIX/JOB [--wait]
+    kmsbridge export fetch s3://D/PREFIX/JOB -o archive.zip
     kmsbridge export verify archive.zip [--signer signer.pem] [--key KEY]
 
-``start`` and ``status`` are words of this command, so they cannot name an org here.
+``start``, ``status``, ``fetch`` and ``verify`` are words of this command, not org names.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kmsbridge.cli.base import COMMON, Context, add_command
+from kmsbridge.cli.base import COMMON, Context, Parser, add_command
 
 
 def register(subparsers: Any) -> None:
@@ -30,14 +31,22 @@ def register(subparsers: Any) -> None:
             "Three forms: 'export ORG (--to-cert CERT.pem | --to-kms-key ARN) -o archive.zip "
             "RECORDINGS...' writes a zip with manifest.json; 'export start ORG --source-bucket B "
             "--dest-bucket D --queue-url URL (--to-cert ... | --to-kms-key ...) [KEYS... | "
-            "--source-prefix P]' queues a bulk job; 'export status s3://D/PREFIX/JOB' shows "
-            "its progress; 'export verify archive.zip [--signer PEM] [--key KEY]' checks an "
+            "--source-prefix P]' queues a bulk job; 'export status s3://D/PREFIX/JOB [--wait]' "
+            "shows its progress; 'export fetch s3://D/PREFIX/JOB -o archive.zip' downloads it "
+            "as one zip; 'export verify archive.zip [--signer PEM] [--key KEY]' checks an "
             "archive. Recipients: --to-cert, --to-kms-key or --to-pgp KEY.asc (OpenPGP, what "
-            "gpg --decrypt reads). 'start', 'status' and 'verify' cannot name an org here."
+            "gpg --decrypt reads). 'start', 'status', 'fetch' and 'verify' cannot name an org."
         ),
+        examples="  kmsbridge export acme --to-cert customer.pem -o acme.zip calls/*.enc\n"
+        "  kmsbridge export start acme --source-bucket recs --source-prefix 2019/ "
+        "--dest-bucket exports --to-cert customer.pem --dry-run\n"
+        "  kmsbridge export status s3://exports/exports/JOB/ --wait\n"
+        "  kmsbridge export fetch s3://exports/exports/JOB/ -o acme-2019.zip",
     )
     _options(exp)
-    exp.add_argument("org", metavar="ORG|start|status", help="org to export, or a job command")
+    exp.add_argument(
+        "org", metavar="ORG|start|status|fetch|verify", help="org to export, or a job command"
+    )
     # Options may follow the recordings (as in the usage above); argparse cannot interleave
     # them with a trailing list, so the rest is parsed again, intermixed, by the handler.
     exp.add_argument(
@@ -71,15 +80,27 @@ def _options(parser: argparse.ArgumentParser) -> None:
     job.add_argument("--dest-prefix", help="folder for jobs (default exports/)")
     job.add_argument("--queue-url", help="the jobs SQS queue (default: KMSBRIDGE_JOBS_QUEUE_URL)")
     job.add_argument("--batch-size", type=int, help="recordings per message (1-100, default 20)")
+    _safety_options(parser)
+
+
+def _safety_options(parser: argparse.ArgumentParser) -> None:
+    rails = parser.add_argument_group("safety")
+    rails.add_argument("--force", action="store_true", help="replace an existing -o archive")
+    rails.add_argument(
+        "--dry-run", action="store_true", help="start: list what would be exported; send nothing"
+    )
+    rails.add_argument("--wait", action="store_true", help="status: poll until the job is done")
+    rails.add_argument(
+        "--poll-seconds", type=float, help="status --wait: seconds between polls (default 5)"
+    )
 
 
 def _parse_rest(ctx: Context) -> None:
     """Parse what followed ORG (options and items, in any order) into ``ctx.args``."""
-    inner = argparse.ArgumentParser(
-        prog="kmsbridge export", parents=[COMMON], argument_default=argparse.SUPPRESS
-    )
+    inner = Parser(prog="kmsbridge export", parents=[COMMON], argument_default=argparse.SUPPRESS)
     _options(inner)
-    inner.add_argument("items", nargs="*")
+    # An explicit default: with none given, the leftovers (option names) must not stay items.
+    inner.add_argument("items", nargs="*", default=[])
     for name, value in vars(inner.parse_intermixed_args(ctx.args.items)).items():
         setattr(ctx.args, name, value)
     a = ctx.args
@@ -99,6 +120,10 @@ def export(ctx: Context) -> int:
         from kmsbridge.cli.export_custody import verify
 
         return verify(ctx)
+    if command == "fetch":
+        from kmsbridge.cli.export_jobs import fetch
+
+        return fetch(ctx)
     return _archive(ctx)
 
 
@@ -126,16 +151,20 @@ def _archive(ctx: Context) -> int:
     if not a.out:
         raise InvalidRequest("name the archive to write: -o archive.zip")
     from kmsbridge.cli.export_custody import manifest_signer
+    from kmsbridge.cli.progress import progress_bar
 
-    manifest = export_archive(
-        a.org,
-        a.items,
-        a.out,
-        decryptor=ctx.decryptor,
-        target=_target(ctx),
-        clients=ctx.clients,
-        signer=manifest_signer(ctx),
-    )
+    with progress_bar(len(a.items), "exported") as advance:
+        manifest = export_archive(
+            a.org,
+            a.items,
+            a.out,
+            decryptor=ctx.decryptor,
+            target=_target(ctx),
+            clients=ctx.clients,
+            signer=manifest_signer(ctx),
+            replace=a.force,
+            progress=advance,
+        )
     count = len(manifest["recordings"])
     ctx.emit(
         {"archive": a.out, **manifest},
@@ -157,7 +186,13 @@ def _start(ctx: Context) -> int:
             raise InvalidRequest(f"export start needs --{name.replace('_', '-')}")
     target = _target(ctx)
     if a.source_prefix is not None:
-        keys += _list_keys(ctx, a.source_bucket, a.source_prefix)
+        from kmsbridge.cli.export_jobs import list_keys
+
+        keys += list_keys(ctx, a.source_bucket, a.source_prefix)
+    if a.dry_run:
+        from kmsbridge.cli.export_jobs import start_plan
+
+        return start_plan(ctx, org, keys)
     job = start_export_job(
         ctx.clients,
         org=org,
@@ -178,22 +213,18 @@ def _start(ctx: Context) -> int:
     return 0
 
 
-def _list_keys(ctx: Context, bucket: str, prefix: str) -> list[str]:
-    from kmsbridge.aws import translated
-
-    s3 = ctx.clients.client("s3")
-    with translated("s3", f"s3://{bucket}/{prefix}"):
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return [o["Key"] for page in pages for o in page.get("Contents", [])]
-
-
 def _status(ctx: Context) -> int:
     from kmsbridge.errors import InvalidRequest
     from kmsbridge.export.job import export_status
 
     if len(ctx.args.items) != 1:
-        raise InvalidRequest("usage: kmsbridge export status s3://BUCKET/PREFIX/JOB")
-    status = export_status(ctx.clients, ctx.args.items[0])
+        raise InvalidRequest("usage: kmsbridge export status s3://BUCKET/PREFIX/JOB [--wait]")
+    if ctx.args.wait:
+        from kmsbridge.cli.export_jobs import wait_for
+
+        status = wait_for(ctx, ctx.args.items[0])
+    else:
+        status = export_status(ctx.clients, ctx.args.items[0])
     text = (
         f"{status['job']}: {status['state']}, {status['batches_done']}/{status['batches']} "
         f"batches, {status['exported']} exported, {status['failed']} failed "

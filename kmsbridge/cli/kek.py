@@ -14,43 +14,95 @@ if TYPE_CHECKING:
 def register(subparsers: Any) -> None:
     group = add_group(subparsers, "kek", "an org's KEKs: inventory, rotation, rewrap, backup")
 
-    ls = add_command(group, "list", "every KEK of an org, its state, ages and KMS keys")
+    ls = add_command(
+        group,
+        "list",
+        "every KEK of an org (newest first), its state, ages and KMS keys",
+        examples="  kmsbridge kek list acme\n  kmsbridge --output json kek list acme",
+    )
     ls.add_argument("org")
     ls.set_defaults(handler=list_keks)
 
-    rotate = add_command(group, "rotate", "make a new active KEK now; the previous one retires")
+    rotate = add_command(
+        group,
+        "rotate",
+        "make a new active KEK now; the previous one retires",
+        examples="  kmsbridge kek rotate acme --dry-run\n  kmsbridge kek rotate acme",
+    )
     rotate.add_argument("org")
+    _dry_run(rotate)
     rotate.set_defaults(handler=rotate_kek)
+
+    activate = add_command(
+        group,
+        "activate",
+        "make a KEK that was never active (an imported key pair) the active one",
+        examples="  kmsbridge kek activate acme 3f2a9c01   # a unique prefix of the KEK id",
+    )
+    activate.add_argument("org")
+    activate.add_argument("kek", help=_KEK_HELP)
+    activate.set_defaults(handler=activate_kek)
 
     _register_rewrap(group)
 
     retire = add_command(group, "retire", "make a KEK decrypt-only")
     retire.add_argument("org")
-    retire.add_argument("kek", help="KEK id (64 hex characters)")
+    retire.add_argument("kek", help=_KEK_HELP)
     retire.set_defaults(handler=retire_kek)
 
     destroy = add_command(
         group,
         "destroy",
         "crypto-shred a retired KEK: its recordings can never be played again",
+        examples="  kmsbridge kek destroy acme 3f2a9c01 --dry-run\n"
+        "  kmsbridge kek destroy acme 3f2a9c01 --confirm FULL-64-HEX-KEK-ID",
     )
     destroy.add_argument("org")
-    destroy.add_argument("kek", help="KEK id (64 hex characters)")
+    destroy.add_argument("kek", help=_KEK_HELP)
     destroy.add_argument(
         "--confirm",
         metavar="KEK",
-        help="the same KEK id again; without it a terminal asks for it",
+        help="the full KEK id typed back; without it a terminal asks for it",
     )
+    _dry_run(destroy)
     destroy.set_defaults(handler=destroy_kek)
 
-    export = add_command(group, "export", "back up an org's KEK items, still wrapped")
+    export = add_command(
+        group,
+        "export",
+        "back up an org's KEK items, still wrapped",
+        examples="  kmsbridge kek export acme -o acme-keks.json",
+    )
     export.add_argument("org")
     export.add_argument("-o", "--out", required=True, help="backup file to write (JSON)")
+    export.add_argument("--force", action="store_true", help="replace an existing file")
     export.set_defaults(handler=export_keks)
 
-    imp = add_command(group, "import", "restore missing KEK items from a backup")
+    imp = add_command(
+        group,
+        "import",
+        "restore missing KEK items from a backup",
+        examples="  kmsbridge kek import acme-keks.json --dry-run\n"
+        "  kmsbridge kek import acme-keks.json --missing-only",
+    )
     imp.add_argument("file", help="backup file from 'kek export'")
+    imp.add_argument(
+        "--missing-only",
+        action="store_true",
+        help="write only the missing items and keep those that differ (after a rotation "
+        "or a destroy) instead of refusing",
+    )
+    _dry_run(imp)
     imp.set_defaults(handler=import_keks)
+
+
+_KEK_HELP = "KEK id (64 hex characters) or a unique prefix of at least 8"
+
+
+def _dry_run(parser: Any) -> None:
+    parser.add_argument(
+        "--dry-run", action="store_true", help="check and say what would change; change nothing"
+    )
 
 
 def _register_rewrap(group: Any) -> None:
@@ -85,6 +137,7 @@ def _register_rewrap(group: Any) -> None:
         "--queue-url",
         help="with --all-orgs: send one SQS job per org to the jobs Lambda instead",
     )
+    _dry_run(rewrap)
     rewrap.set_defaults(handler=rewrap_keks)
 
 
@@ -105,6 +158,7 @@ def list_keks(ctx: Context) -> int:
             f"  {k.kek_id}  {k.state:<9} {k.source:<9} age {k.age_days} days{left}"
             f"{'' if k.kms_key_usable or k.state == 'destroyed' else '  (no usable KMS key)'}"
         )
+        lines += [f"      under {arn}" for arn in k.kms_keys]
     for s in report.key_status:
         lines.append(f"  KMS {s.arn}  {s.state}{'' if s.usable else '  NOT USABLE'}")
     ctx.emit(report.to_dict(), "\n".join(lines))
@@ -114,7 +168,26 @@ def list_keks(ctx: Context) -> int:
 def rotate_kek(ctx: Context) -> int:
     from kmsbridge.lifecycle.rotation import rotate
 
+    if ctx.args.dry_run:
+        org, active = ctx.store.active_kek(ctx.args.org)
+        ctx.emit(
+            {"dry_run": True, "org": org.org, "retired_kek": active.kek_id,
+             "kms_keys": list(org.kms_keys)},
+            f"dry run: org {org.org} would get a new active KEK under {len(org.kms_keys)} KMS "
+            f"key(s) and KEK {active.kek_id} would retire; nothing was changed",
+        )  # fmt: skip
+        return 0
     done = rotate(ctx.store, ctx.kms, ctx.args.org, certifier=ctx.services.certifier)
+    ctx.emit(
+        vars(done), f"org {done.org}: active KEK {done.active_kek}, retired {done.retired_kek}"
+    )
+    return 0
+
+
+def activate_kek(ctx: Context) -> int:
+    from kmsbridge.lifecycle.rotation import activate
+
+    done = activate(ctx.store, ctx.args.org, ctx.kek_id(ctx.args.org, ctx.args.kek))
     ctx.emit(
         vars(done), f"org {done.org}: active KEK {done.active_kek}, retired {done.retired_kek}"
     )
@@ -130,6 +203,8 @@ def rewrap_keks(ctx: Context) -> int:
         return _rewrap_all(ctx)
     if not a.org or a.from_keys or a.queue_url:
         raise InvalidRequest("give one ORG, or --all-orgs with --from-kms-key [--queue-url]")
+    if a.dry_run:
+        return _rewrap_plan(ctx)
     result = rewrap_org(ctx.store, ctx.kms, a.org, a.kms_keys, progress=_progress())
     _end_progress()
     counts = {o: result.count(o) for o in ("rewrapped", "already", "destroyed")}
@@ -138,6 +213,26 @@ def rewrap_keks(ctx: Context) -> int:
         f"org {result.org}: {counts['rewrapped']} KEK(s) rewrapped, {counts['already']} "
         f"already done, {counts['destroyed']} destroyed; the org now uses "
         f"{len(result.kms_keys)} KMS key(s)",
+    )
+    return 0
+
+
+def _rewrap_plan(ctx: Context) -> int:
+    """What a rewrap would do to each KEK, from the table alone (no KMS call)."""
+    from kmsbridge.keys.kms import validate_key_arns
+    from kmsbridge.lifecycle.rewrap import same_keys
+
+    target = validate_key_arns(ctx.args.kms_keys)
+    keks = [
+        {"kek": k.kek_id, "state": k.state, "would": "destroyed" if k.state == "destroyed"
+         else "already" if same_keys(k.kms_keys, target) else "rewrap"}
+        for k in ctx.store.list_keks(ctx.args.org)
+    ]  # fmt: skip
+    todo = sum(k["would"] == "rewrap" for k in keks)
+    ctx.emit(
+        {"dry_run": True, "org": ctx.args.org, "kms_keys": target, "keks": keks},
+        f"dry run: org {ctx.args.org}: {todo} of {len(keks)} KEK(s) would be rewrapped under "
+        f"{len(target)} KMS key(s); nothing was changed",
     )
     return 0
 
@@ -154,6 +249,13 @@ def _rewrap_all(ctx: Context) -> int:
             "(never move every customer's orgs to one key)"
         )
     orgs = [o.org for o in ctx.store.list_orgs() if set(o.kms_keys) & set(a.from_keys)]
+    if a.dry_run:
+        ctx.emit(
+            {"dry_run": True, "orgs": orgs, "kms_keys": a.kms_keys},
+            f"dry run: {len(orgs)} org(s) would be rewrapped: {', '.join(orgs) or 'none'}; "
+            "nothing was changed",
+        )
+        return 0
     if a.queue_url:
         messages = (rewrap_message(org, a.kms_keys) for org in orgs)
         sent = enqueue(ctx.clients.client("sqs"), a.queue_url, messages)
@@ -170,7 +272,7 @@ def _rewrap_all(ctx: Context) -> int:
 def retire_kek(ctx: Context) -> int:
     from kmsbridge.lifecycle.rotation import retire
 
-    record = retire(ctx.store, ctx.args.org, ctx.args.kek)
+    record = retire(ctx.store, ctx.args.org, ctx.kek_id(ctx.args.org, ctx.args.kek))
     ctx.emit(
         {
             "org": record.org,
@@ -184,11 +286,21 @@ def retire_kek(ctx: Context) -> int:
 
 
 def destroy_kek(ctx: Context) -> int:
-    from kmsbridge.lifecycle.rotation import destroy
+    from kmsbridge.lifecycle.rotation import check_destroyable, destroy
 
     a = ctx.args
-    confirm = a.confirm if a.confirm is not None else _ask_confirmation(a.kek)
-    record = destroy(ctx.store, a.org, a.kek, confirm=confirm, destroyed_by=operator(ctx))
+    kek = ctx.kek_id(a.org, a.kek)
+    if a.dry_run:
+        record = check_destroyable(ctx.store, a.org, kek)
+        ctx.emit(
+            {"dry_run": True, "org": a.org, "kek": kek, "state": record.state},
+            f"dry run: KEK {kek} ({record.state}) would be destroyed and its recordings "
+            "could never be played again; nothing was changed",
+        )
+        return 0
+    # The confirmation is the whole id typed back, never a prefix: it is the safety rail.
+    confirm = a.confirm if a.confirm is not None else _ask_confirmation(kek)
+    record = destroy(ctx.store, a.org, kek, confirm=confirm, destroyed_by=operator(ctx))
     ctx.emit(
         {
             "org": record.org,
@@ -207,7 +319,7 @@ def export_keks(ctx: Context) -> int:
     from kmsbridge.lifecycle.backup import export_org, write_backup
 
     backup = export_org(ctx.store, ctx.args.org)
-    write_backup(backup, ctx.args.out)
+    write_backup(backup, ctx.args.out, replace=ctx.args.force)
     n = len(backup["items"]) - 1
     ctx.emit(
         {"org": backup["org"], "keks": n, "file": ctx.args.out, "checksum": backup["checksum"]},
@@ -219,12 +331,26 @@ def export_keks(ctx: Context) -> int:
 def import_keks(ctx: Context) -> int:
     from kmsbridge.lifecycle.backup import import_backup, read_backup
 
-    result = import_backup(ctx.store, read_backup(ctx.args.file))
-    ctx.emit(
-        {"org": result.org, "created": list(result.created), "identical": list(result.identical)},
-        f"org {result.org}: {len(result.created)} item(s) restored, "
-        f"{len(result.identical)} already present and identical",
+    a = ctx.args
+    result = import_backup(
+        ctx.store, read_backup(a.file), missing_only=a.missing_only, dry_run=a.dry_run
     )
+    data: dict[str, Any] = {
+        "org": result.org,
+        "created": list(result.created),
+        "identical": list(result.identical),
+        "kept": list(result.kept),
+    }
+    verb = "would be restored" if result.dry_run else "restored"
+    text = (
+        f"org {result.org}: {len(result.created)} item(s) {verb}, "
+        f"{len(result.identical)} already present and identical"
+        + (f", {len(result.kept)} present and different, kept" if result.kept else "")
+    )
+    if result.dry_run:
+        data["dry_run"] = True
+        text = f"dry run: {text}; nothing was changed"
+    ctx.emit(data, text)
     return 0
 
 

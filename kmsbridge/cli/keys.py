@@ -10,12 +10,17 @@ from kmsbridge.cli.base import Context, add_command, add_group
 def register(subparsers: Any) -> None:
     group = add_group(subparsers, "keys", "public keys for encryptors")
     public = add_command(
-        group, "public", "write the org's active KEK certificate and its chain (PEM bundle)"
+        group,
+        "public",
+        "write the org's active KEK certificate and its chain (PEM bundle)",
+        examples="  kmsbridge keys public acme -o acme-bundle.pem\n"
+        "  kmsbridge keys public acme -o acme-bundle.pem --force   # after a rotation",
     )
     public.add_argument("org")
     public.add_argument(
         "-o", "--out", required=True, help="bundle file to write (PEM: certificate, then chain)"
     )
+    public.add_argument("--force", action="store_true", help="replace an existing file")
     public.set_defaults(handler=public_bundle)
 
 
@@ -24,7 +29,7 @@ def public_bundle(ctx: Context) -> int:
     from kmsbridge.lifecycle.publishing import bundle_for
 
     bundle = bundle_for(ctx.store, ctx.args.org)
-    write_bundle(bundle.pem, ctx.args.out)
+    write_bundle(bundle.pem, ctx.args.out, replace=ctx.args.force)
     ctx.emit(
         {
             "org": bundle.org,

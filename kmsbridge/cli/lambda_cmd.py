@@ -14,6 +14,8 @@ def register(subparsers: Any) -> None:
         group,
         "build",
         "build dist/decryptor.zip (and rotation.zip, jobs.zip when their handlers exist)",
+        examples="  kmsbridge lambda build -o dist/\n"
+        "  kmsbridge lambda build -o dist/ --arch arm64",
     )
     build.add_argument("-o", "--out", default="dist", help="output folder (default: dist/)")
     build.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64")
@@ -27,9 +29,16 @@ def register(subparsers: Any) -> None:
 
 
 def run_build(ctx: Context) -> int:
+    from kmsbridge.cli.progress import progress_bar
     from kmsbridge.integrations.aws_lambda.build import build
 
-    built = build(Path(ctx.args.out), ctx.args.arch, python_version=ctx.args.python_version)
+    with progress_bar(0, "building") as advance:
+        built = build(
+            Path(ctx.args.out),
+            ctx.args.arch,
+            python_version=ctx.args.python_version,
+            progress=advance,
+        )
     ctx.emit(
         {
             "zips": [

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kmsbridge.cli.base import Context, add_command, add_group
+from kmsbridge.cli.base import Context, add_command, add_group, count_bytes
 
 
 def register(subparsers: Any) -> None:
@@ -19,14 +19,20 @@ def register(subparsers: Any) -> None:
         "import an RSA key pair and its certificate; the key is wrapped under the org's KMS keys",
     )
     imp.add_argument("org")
-    imp.add_argument("--cert", required=True, metavar="CERT.pem", help="X.509 certificate (PEM)")
+    imp.add_argument(
+        "--cert", required=True, metavar="CERT.pem", help="X.509 certificate (PEM or DER)"
+    )
     imp.add_argument(
         "--key",
         required=True,
         metavar="KEY.pem",
         help="private key: PEM PKCS#1, PKCS#8 or encrypted PKCS#8",
     )
-    imp.add_argument("--ca", metavar="CHAIN.pem", help="CA bundle: intermediates then root (PEM)")
+    imp.add_argument(
+        "--ca",
+        metavar="CHAIN.pem",
+        help="CA bundle: intermediates then root (PEM), or one CA certificate (DER)",
+    )
     imp.add_argument(
         "--password-env",
         metavar="NAME",
@@ -42,11 +48,25 @@ def register(subparsers: Any) -> None:
     dec = add_command(
         group,
         "decrypt",
-        "decrypt a PKCS#7 file (or a zip of them) with the org's imported keys, via KMS",
+        "decrypt a PKCS#7 file (or a zip or a folder of them) with the org's imported keys",
+        description="decrypt a PKCS#7 file (or a zip or a folder of them) with the org's "
+        "imported keys, via KMS. Reads AES-CBC and 3DES (des-ede3-cbc, what openssl smime "
+        "writes by default); CBC carries no integrity protection, so damage shows only if "
+        "the padding breaks.",
+        examples="  kmsbridge legacy decrypt acme call.p7m call.wav\n"
+        "  kmsbridge legacy decrypt acme calls-2019.zip calls-2019/\n"
+        "  kmsbridge legacy decrypt acme --skip-existing p7m-folder/ plain/   # resume",
     )
     dec.add_argument("org")
-    dec.add_argument("source", metavar="IN", help="IN.p7m (CMS EnvelopedData, DER) or IN.zip")
-    dec.add_argument("target", metavar="OUT", help="plaintext file, or a folder for a zip")
+    dec.add_argument(
+        "source", metavar="IN", help="IN.p7m (CMS EnvelopedData, DER), IN.zip, or a folder"
+    )
+    dec.add_argument("target", metavar="OUT", help="plaintext file, or a folder for a zip/folder")
+    dec.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="folders: skip files whose output exists (resume an interrupted run)",
+    )
     dec.set_defaults(handler=decrypt)
 
 
@@ -86,46 +106,81 @@ def import_key(ctx: Context) -> int:
     return 0
 
 
+_NO_INTEGRITY = "CBC carries no integrity protection: damage shows only if the padding breaks"
+
+
 def decrypt(ctx: Context) -> int:
     import zipfile
 
+    from kmsbridge.cli.streams import output_name, refuse_same_file
+
     a = ctx.args
+    if Path(a.source).is_dir():
+        return _decrypt_folder(ctx)
     if zipfile.is_zipfile(a.source):
         return _decrypt_archive(ctx)
-    from kmsbridge.legacy.playback import decrypt_cms_file
+    from kmsbridge.legacy.playback import P7M_SUFFIXES, decrypt_cms_file
 
-    info = decrypt_cms_file(a.source, a.target, org=a.org, decryptor=ctx.decryptor)
+    target = output_name(a.source, a.target, lambda name: _strip(name, P7M_SUFFIXES))
+    refuse_same_file(a.source, target)
+    info = decrypt_cms_file(a.source, target, org=a.org, decryptor=ctx.decryptor)
     ctx.emit(
-        {"org": info.org, "kek": info.kek_id, "bytes": info.plaintext_bytes, "output": a.target},
-        f"decrypted {info.plaintext_bytes} bytes to {a.target} with KEK {info.kek_id}",
-    )
+        {"org": info.org, "recording": info.name, "kek": info.kek_id,
+         "bytes": info.plaintext_bytes, "output": target, "cipher": info.cipher,
+         "integrity": False},
+        f"decrypted {count_bytes(info.plaintext_bytes)} to {target} with KEK {info.kek_id} "
+        f"({info.cipher}; {_NO_INTEGRITY})",
+    )  # fmt: skip
     return 0
 
 
-def _decrypt_archive(ctx: Context) -> int:
-    from dataclasses import asdict
+def _strip(name: str, suffixes: tuple[str, ...]) -> str:
+    lower = name.lower()
+    return next((name[: -len(s)] for s in suffixes if lower.endswith(s) and name != s), name)
 
-    from kmsbridge.cli import exit_codes
+
+def _decrypt_folder(ctx: Context) -> int:
+    from kmsbridge.cli.folders import run_folder
+    from kmsbridge.legacy.playback import P7M_SUFFIXES, decrypt_cms_file
+
+    return run_folder(
+        ctx,
+        verb="decrypted",
+        rename=lambda relative: relative.with_name(_strip(relative.name, P7M_SUFFIXES)),
+        one=lambda source, target, relative: decrypt_cms_file(
+            source, target, org=ctx.args.org, decryptor=ctx.decryptor, name=relative.as_posix()
+        ),
+    )
+
+
+def _decrypt_archive(ctx: Context) -> int:
+    from kmsbridge.cli.folders import FileResult, report_results
+    from kmsbridge.cli.progress import progress_bar
+    from kmsbridge.errors import error_from_code
     from kmsbridge.legacy.playback import decrypt_archive
 
     a = ctx.args
-    results = decrypt_archive(a.source, a.target, org=a.org, decryptor=ctx.decryptor)
-    lines = [
-        f"ok     {r.file} -> {r.output} ({r.bytes} bytes)"
-        if r.ok
-        else f"failed {r.file}: {(r.error or {}).get('code')}: {(r.error or {}).get('message')}"
-        for r in results
-    ]
-    ctx.emit({"org": a.org, "files": [asdict(r) for r in results]}, "\n".join(lines))
-    failed = [r for r in results if not r.ok]
-    if not failed:
-        return 0
-    code = str((failed[0].error or {}).get("code", "INTERNAL"))
-    sys.stderr.write(
-        f"error: {code}: {len(failed)} of {len(results)} files did not decrypt "
-        f"(first: {failed[0].file})\n"
-    )
-    return exit_codes.BY_ERROR_CODE.get(code, exit_codes.INTERNAL)
+    with progress_bar(0, "decrypted") as advance:
+        members = decrypt_archive(
+            a.source, a.target, org=a.org, decryptor=ctx.decryptor, progress=advance
+        )
+    results = [
+        FileResult(
+            f"{a.source}:{m.file}",
+            m.output,
+            recording=m.file,
+            kek=m.kek,
+            bytes=m.bytes if m.ok else None,
+            error=None if m.ok or m.error is None
+            else error_from_code(str(m.error["code"]), str(m.error["message"])),
+        )
+        for m in members
+    ]  # fmt: skip
+    if ctx.output == "text":
+        for result in results:
+            print(result.text())
+    report_results(ctx, results, "decrypted")
+    return 0
 
 
 def _read(path: str) -> bytes:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from kmsbridge import __version__
 from kmsbridge.cli import exit_codes
-from kmsbridge.cli.base import COMMON, Context, Parser
+from kmsbridge.cli.base import COMMON, Context, Parser, UsageError, write_json
 
 # Command modules, in the order --help lists them. Each has register(subparsers) and
 # imports nothing heavy at module level.
@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "export",
     "lambda_cmd",
     "dev",
+    "completion",
 )
 
 
@@ -54,8 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    json_output = wants_json(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        return fail(None, "INVALID_REQUEST", exc.message, debug=False, json_output=json_output)
     debug = bool(getattr(args, "debug", False))
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
@@ -68,32 +73,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(args, debug)
 
 
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--output json`` was asked for, read before parsing (for usage errors too)."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--output=json" or (arg == "--output" and argv[i + 1 : i + 2] == ["json"]):
+            return True
+    return False
+
+
 def run(args: argparse.Namespace, debug: bool) -> int:
     from kmsbridge.errors import ConfigurationError, KmsBridgeError
 
     ctx = Context(args)
     try:
         status = args.handler(ctx)
+        ctx.flush()
         return int(status or exit_codes.OK)
     except ConfigurationError as exc:
-        return fail(exc.code, f"{exc.message} ({ctx.describe_settings()})", debug)
+        return fail(ctx, exc.code, f"{exc.message} ({ctx.describe_settings()})", debug)
     except KmsBridgeError as exc:
-        return fail(exc.code, exc.message, debug)
+        return fail(ctx, exc.code, exc.message, debug, retryable=exc.retryable)
     except FileNotFoundError as exc:
-        return fail("NOT_FOUND", f"{exc.filename} does not exist", debug)
+        return fail(ctx, "NOT_FOUND", f"{exc.filename} does not exist", debug)
     except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        return fail("INVALID_REQUEST", f"{exc.filename}: {exc.strerror}", debug)
+        return fail(ctx, "INVALID_REQUEST", f"{exc.filename}: {exc.strerror}", debug)
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):  # `kmsbridge ... | head`: the reader left
             return quiet_broken_pipe()
         where = f"{exc.filename}: " if exc.filename else ""
-        return fail("INTERNAL", f"{where}{exc.strerror or type(exc).__name__}", debug)
+        return fail(ctx, "INTERNAL", f"{where}{exc.strerror or type(exc).__name__}", debug)
     except KeyboardInterrupt:
-        sys.stderr.write("error: INTERRUPTED: stopped by the user\n")
-        return exit_codes.INTERRUPTED
+        return fail(ctx, "INTERRUPTED", "stopped by the user", debug=False)
     except Exception as exc:
         name = type(exc).__name__  # never str(exc): it might quote data
-        return fail("INTERNAL", f"unexpected {name} (run with --debug for details)", debug)
+        return fail(ctx, "INTERNAL", f"unexpected {name} (run with --debug for details)", debug)
 
 
 def quiet_broken_pipe() -> int:
@@ -112,10 +127,27 @@ def exit_status_help() -> str:
     return "exit status:\n    0  OK\n" + "\n".join(rows)
 
 
-def fail(code: str, message: str, debug: bool) -> int:
+def fail(
+    ctx: Context | None,
+    code: str,
+    message: str,
+    debug: bool,
+    *,
+    retryable: bool = False,
+    json_output: bool | None = None,
+) -> int:
+    """One line on stderr; under ``--output json`` also the error object (with any result)."""
     if debug:
         traceback.print_exc()
     sys.stderr.write(f"error: {code}: {message}\n")
+    sys.stderr.flush()
+    error = {"code": code, "message": message, "retryable": retryable}
+    if ctx is not None and ctx.output == "json":
+        ctx.flush({"ok": False, "error": error})
+    elif ctx is None and json_output:
+        write_json(sys.stdout, {"ok": False, "error": error})
+    if code == "INTERRUPTED":
+        return exit_codes.INTERRUPTED
     return exit_codes.BY_ERROR_CODE.get(code, exit_codes.INTERNAL)
 
 

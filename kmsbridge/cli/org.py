@@ -1,4 +1,4 @@
-"""``kmsbridge org add``: record an org's KMS keys and cryptoperiod, make its first KEK."""
+"""``kmsbridge org``: add an org (its KMS keys, cryptoperiod and first KEK), list, show, set."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from kmsbridge.cli.base import Context, add_command, add_group
 
 def register(subparsers: Any) -> None:
     group = add_group(subparsers, "org", "orgs: their KMS keys and cryptoperiod")
-    add = add_command(group, "add", "add an org with its first active KEK")
+    add = add_command(
+        group,
+        "add",
+        "add an org with its first active KEK",
+        examples="  kmsbridge org add acme \\\n"
+        "      --kms-key arn:aws:kms:eu-west-1:111122223333:key/1234abcd-...",
+    )
     add.add_argument("org", help="org id: 1-64 of A-Z a-z 0-9 . _ -")
     add.add_argument(
         "--kms-key",
@@ -27,6 +33,33 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("--bits", type=int, choices=(3072, 4096), default=3072, help="KEK size")
     add.set_defaults(handler=add_org)
+
+    ls = add_command(group, "list", "every org in the key table", examples="  kmsbridge org list")
+    ls.set_defaults(handler=list_orgs)
+
+    show = add_command(
+        group,
+        "show",
+        "an org's KMS keys, cryptoperiod, active KEK and last access check",
+        examples="  kmsbridge org show acme",
+    )
+    show.add_argument("org")
+    show.set_defaults(handler=show_org)
+
+    change = add_command(
+        group,
+        "set",
+        "change an org's settings (the cryptoperiod of its KEKs)",
+        examples="  kmsbridge org set acme --cryptoperiod-days 30",
+    )
+    change.add_argument("org")
+    change.add_argument(
+        "--cryptoperiod-days",
+        type=int,
+        required=True,
+        help="days a KEK encrypts before rotation (1-730); applies to the active KEK too",
+    )
+    change.set_defaults(handler=set_org)
 
 
 def add_org(ctx: Context) -> int:
@@ -54,5 +87,71 @@ def add_org(ctx: Context) -> int:
             "active_kek": kek.kek_id,
         },
         f"org {org.org}: active KEK {kek.kek_id} under {len(org.kms_keys)} KMS key(s)",
+    )
+    return 0
+
+
+def org_dict(org: Any) -> dict[str, Any]:
+    return {
+        "org": org.org,
+        "kms_keys": list(org.kms_keys),
+        "cryptoperiod_days": org.cryptoperiod_days,
+        "active_kek": org.active_kek,
+        "created_at": org.created_at,
+    }
+
+
+def list_orgs(ctx: Context) -> int:
+    orgs = ctx.store.list_orgs()
+    lines = [
+        f"{o.org:<24} active KEK {o.active_kek}  {len(o.kms_keys)} KMS key(s), "
+        f"{o.cryptoperiod_days} days"
+        for o in orgs
+    ]
+    ctx.emit({"orgs": [org_dict(o) for o in orgs]}, "\n".join(lines) or "no orgs")
+    return 0
+
+
+def show_org(ctx: Context) -> int:
+    from kmsbridge.clock import iso
+    from kmsbridge.keys.policy import not_after
+
+    org, active = ctx.store.active_kek(ctx.args.org)
+    checks = ctx.store.access_checks(org.org)
+    data = org_dict(org) | {
+        "active_kek_not_after": iso(not_after(org, active)),
+        "last_access_check": checks.get("last_access_check"),
+        "last_access_error": checks.get("last_access_error"),
+    }
+    lines = [
+        f"org {org.org}",
+        f"  active KEK        {org.active_kek} (until {data['active_kek_not_after']})",
+        f"  cryptoperiod      {org.cryptoperiod_days} days",
+        *(f"  KMS key           {arn}" for arn in org.kms_keys),
+        f"  last access check {_check_text(data['last_access_check'])}",
+        f"  last access error {_check_text(data['last_access_error'])}",
+    ]
+    ctx.emit(data, "\n".join(lines))
+    return 0
+
+
+def _check_text(check: dict[str, str] | None) -> str:
+    if not check:
+        return "none recorded (kmsbridge access check ORG records one)"
+    text = f"{check['at']} {check['state']}"
+    if "code" in check:
+        text += f": KEK {check['kek']}: {check['code']}: {check['message']}"
+    return text
+
+
+def set_org(ctx: Context) -> int:
+    from kmsbridge.keys.policy import validate_cryptoperiod
+
+    days = validate_cryptoperiod(ctx.args.cryptoperiod_days)
+    org = ctx.store.get_org(ctx.args.org)
+    updated = ctx.store.update_cryptoperiod(org, days)
+    ctx.emit(
+        org_dict(updated) | {"previous_cryptoperiod_days": org.cryptoperiod_days},
+        f"org {updated.org}: cryptoperiod {org.cryptoperiod_days} -> {days} days",
     )
     return 0

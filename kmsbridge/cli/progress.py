@@ -10,7 +10,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TextIO
 
@@ -94,6 +95,21 @@ class Progress:
         self.stream.write("\r" + " " * (width - 1) + "\r")
         self.stream.flush()
         self._visible = False
+
+
+Advance = Callable[[int, int, str], None]
+
+
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Advance]:
+    """A bar, and the ``progress(done, total, name)`` callback the library calls per step."""
+    with Progress(total, label) as bar:
+
+        def advance(done: int, count: int, name: str) -> None:
+            bar.total = count
+            bar.advance(name, step=done - bar.done)
+
+        yield advance
 
 
 def _is_terminal(stream: TextIO) -> bool:

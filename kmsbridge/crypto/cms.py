@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import IO, BinaryIO
 
 from cryptography import x509
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import padding as symmetric_padding
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, algorithms, modes
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from kmsbridge.errors import IntegrityError, InvalidRequest
@@ -41,10 +42,36 @@ OID_ENVELOPED_DATA = "1.2.840.113549.1.7.3"
 OID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"  # RSAES-PKCS1-v1_5, what openssl smime uses
 OID_RSAES_OAEP = "1.2.840.113549.1.1.7"
 OID_MGF1 = "1.2.840.113549.1.1.8"
-AES_CBC_KEY_BYTES = {
-    "2.16.840.1.101.3.4.1.2": 16,  # aes-128-cbc
-    "2.16.840.1.101.3.4.1.22": 24,  # aes-192-cbc
-    "2.16.840.1.101.3.4.1.42": 32,  # aes-256-cbc
+
+
+@dataclass(frozen=True)
+class ContentCipher:
+    """A CBC content cipher of PKCS#7 envelopes: its name, key and block sizes."""
+
+    name: str
+    key_bytes: int
+    block_bytes: int
+
+    def algorithm(self, key: bytes) -> CipherAlgorithm:
+        if self.name == "des-ede3-cbc":
+            return TripleDES(key)
+        return algorithms.AES(key)
+
+
+# What older recorders and `openssl smime -encrypt` write: OpenSSL 3 defaults to 3DES.
+# CBC carries no integrity protection either way (see decrypt_content).
+CONTENT_CIPHERS = {
+    "2.16.840.1.101.3.4.1.2": ContentCipher("aes-128-cbc", 16, 16),
+    "2.16.840.1.101.3.4.1.22": ContentCipher("aes-192-cbc", 24, 16),
+    "2.16.840.1.101.3.4.1.42": ContentCipher("aes-256-cbc", 32, 16),
+    "1.2.840.113549.3.7": ContentCipher("des-ede3-cbc", 24, 8),
+}
+# Names of ciphers kmsbridge recognises but does not read, for a refusal that names them.
+_KNOWN_UNREAD = {
+    "1.3.14.3.2.7": "des-cbc",
+    "1.2.840.113549.3.2": "rc2-cbc",
+    "2.16.840.1.101.3.4.1.6": "aes-128-gcm",
+    "2.16.840.1.101.3.4.1.46": "aes-256-gcm",
 }
 _OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "1.3.14.3.2.26": hashes.SHA1,  # the RFC 8017 default when the parameters are absent
@@ -73,7 +100,7 @@ class Envelope:
     """What precedes the encrypted content. ``source`` is positioned at the content."""
 
     recipients: tuple[KeyTransRecipient, ...]
-    key_bytes: int
+    cipher: ContentCipher
     iv: bytes
     content_chunked: bool  # a constructed OCTET STRING (BER), else one primitive string
     content_length: int | None  # None: indefinite length
@@ -210,10 +237,10 @@ def _read_envelope(source: BinaryIO) -> Envelope:
     stream.enter(_SEQUENCE)  # EncryptedContentInfo
     stream.element(_OID)  # content type (id-data)
     _, algorithm = stream.element(_SEQUENCE)
-    key_bytes, iv = _content_cipher(algorithm)
+    cipher, iv = _content_cipher(algorithm)
     tag, length, _ = stream.header()
     if tag in (_CONTEXT_0_PRIMITIVE, _CONTEXT_0):
-        return Envelope(recipients, key_bytes, iv, tag == _CONTEXT_0, length)
+        return Envelope(recipients, cipher, iv, tag == _CONTEXT_0, length)
     raise IntegrityError("the PKCS#7 file has no encrypted content")
 
 
@@ -285,50 +312,54 @@ def _oaep_hash(algorithm_tlv: bytes) -> hashes.HashAlgorithm:
     return _OAEP_HASHES[oid]()
 
 
-def _content_cipher(algorithm: bytes) -> tuple[int, bytes]:
+def _content_cipher(algorithm: bytes) -> tuple[ContentCipher, bytes]:
     parts = _children(algorithm)
     oid = _oid(_expect(parts[0], _OID))
-    if oid not in AES_CBC_KEY_BYTES:
+    cipher = CONTENT_CIPHERS.get(oid)
+    if cipher is None:
+        readable = ", ".join(c.name for c in CONTENT_CIPHERS.values())
         raise InvalidRequest(
-            f"the PKCS#7 content cipher {oid} is not supported; kmsbridge reads AES-CBC"
+            f"the PKCS#7 content cipher {_KNOWN_UNREAD.get(oid, 'with OID ' + oid)} is not "
+            f"supported; kmsbridge reads {readable}"
         )
     iv = _expect(parts[1], _OCTETS) if len(parts) > 1 else b""
-    if len(iv) != 16:
-        raise IntegrityError("the PKCS#7 AES-CBC IV is not 16 bytes")
-    return AES_CBC_KEY_BYTES[oid], iv
+    if len(iv) != cipher.block_bytes:
+        raise IntegrityError(f"the PKCS#7 {cipher.name} IV is not {cipher.block_bytes} bytes")
+    return cipher, iv
 
 
 # ---------------------------------------------------------------- content
 
 
 def decrypt_content(source: BinaryIO, envelope: Envelope, key: bytes, sink: IO[bytes]) -> int:
-    """AES-CBC decrypt the content that follows ``read_envelope``; returns plaintext bytes.
+    """CBC-decrypt the content that follows ``read_envelope``; returns plaintext bytes.
 
     The last plaintext block is held back until the end, where its padding is removed, so
     ``sink`` receives exactly the plaintext. A wrong key or a damaged file is one
     IntegrityError (usually noticed at the padding: CBC carries no authentication).
     """
-    if len(key) != envelope.key_bytes:
+    cipher, block = envelope.cipher, envelope.cipher.block_bytes
+    if len(key) != cipher.key_bytes:
         raise IntegrityError(_UNDECRYPTABLE)
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(envelope.iv)).decryptor()
-    out = memoryview(bytearray(CHUNK_BYTES + 16))
+    decryptor = Cipher(cipher.algorithm(key), modes.CBC(envelope.iv)).decryptor()
+    out = memoryview(bytearray(CHUNK_BYTES + block))
     held, total = bytearray(), 0
     for chunk in _content_chunks(_Stream(source), envelope):
         n = decryptor.update_into(chunk, out)
-        if n >= 16:  # release everything but the last block, without copying the chunk
+        if n >= block:  # release everything but the last block, without copying the chunk
             sink.write(held)
-            sink.write(out[: n - 16])
-            total += len(held) + n - 16
-            held = bytearray(out[n - 16 : n])
+            sink.write(out[: n - block])
+            total += len(held) + n - block
+            held = bytearray(out[n - block : n])
         else:
             held += out[:n]
     try:
         held += decryptor.finalize()
-        unpadder = symmetric_padding.PKCS7(128).unpadder()
+        unpadder = symmetric_padding.PKCS7(block * 8).unpadder()
         last = unpadder.update(bytes(held)) + unpadder.finalize()
     except ValueError:
         raise IntegrityError(_UNDECRYPTABLE) from None
-    if len(held) != 16:
+    if len(held) != block:
         raise IntegrityError(_UNDECRYPTABLE)
     sink.write(last)
     return total + len(last)

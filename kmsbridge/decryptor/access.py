@@ -1,8 +1,9 @@
 """The one access-state vocabulary: what an org's KEK outcomes say about its KMS access.
 
 Used by the Lambda ``access-check`` op and by ``kmsbridge access check``, so both say the
-same word for the same outcomes. Outcomes are ``ok``, ``DESTROYED`` (crypto-shredded on
-purpose: not counted) or an error code from ``Decryptor.check_access``.
+same word for the same outcomes. A KEK's outcome (``Decryptor.check_access``) is ``ok``,
+``destroyed`` (crypto-shredded on purpose: a state, not a failure, and not counted) or the
+error code of its unwrap.
 
 | state            | meaning                                                           |
 |------------------|-------------------------------------------------------------------|
@@ -20,6 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+
+OK = "ok"
+DESTROYED = "destroyed"
 
 
 class AccessState(StrEnum):
@@ -43,15 +47,28 @@ _BY_CODE = {
 
 def access_state(outcomes: Sequence[str]) -> AccessState:
     """The org's state from its KEKs' outcomes; a refusal by KMS outranks everything else."""
-    live = [o for o in outcomes if o != "DESTROYED"]
+    live = [o for o in outcomes if o != DESTROYED]
     if not live:
         return AccessState.NO_KEKS
     if "ACCESS_REVOKED" in live:
-        return AccessState.PARTLY_REVOKED if "ok" in live else AccessState.REVOKED
-    failures = [o for o in live if o != "ok"]
+        return AccessState.PARTLY_REVOKED if OK in live else AccessState.REVOKED
+    failures = [o for o in live if o != OK]
     if not failures:
         return AccessState.OK
     for code, state in _BY_CODE.items():
         if code in failures:
             return state
     return AccessState.ERROR
+
+
+# The error code (and so the exit status) of a state that is not ``ok``: cron and CI alarm
+# on a non-zero exit of ``kmsbridge access check``.
+ERROR_CODE_OF_STATE = {
+    AccessState.PARTLY_REVOKED: "ACCESS_REVOKED",
+    AccessState.REVOKED: "ACCESS_REVOKED",
+    AccessState.UNAVAILABLE: "KMS_UNAVAILABLE",
+    AccessState.NOT_FOUND: "NOT_FOUND",
+    AccessState.INTEGRITY: "INTEGRITY",
+    AccessState.ERROR: "INTERNAL",
+    AccessState.NO_KEKS: "NOT_FOUND",
+}

@@ -27,6 +27,7 @@ from kmsbridge.audit import audit
 from kmsbridge.crypto.kek import KekPublicKey, load_unwrapped_private_key, unwrap_dek
 from kmsbridge.crypto.message import MessageHeader, parse_header, verify_header
 from kmsbridge.crypto.sealing import ResponseKey
+from kmsbridge.decryptor.access import DESTROYED
 from kmsbridge.decryptor.cache import TtlCache
 from kmsbridge.errors import (
     AccessRevoked,
@@ -164,7 +165,7 @@ class Decryptor:
         checks = []
         for record in self.store.list_keks(org):
             if record.state == "destroyed":
-                checks.append(KekCheck(record.kek_id, record.state, "DESTROYED"))
+                checks.append(KekCheck(record.kek_id, record.state, DESTROYED))
                 continue
             try:
                 self._load_kek(record)
@@ -231,7 +232,7 @@ class Decryptor:
     def _load_kek(self, record: KekRecord) -> rsa.RSAPrivateKey:
         if record.state == "destroyed" or record.wrapped_private_key is None:
             raise NotFound(
-                f"KEK {record.kek_id[:12]}… was destroyed on purpose (crypto-shredded) "
+                f"KEK {record.kek_id} was destroyed on purpose (crypto-shredded) "
                 f"on {record.destroyed_at or 'an earlier date'}; its recordings cannot be played"
             )
         public = KekPublicKey.from_der(record.public_key)

@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -265,21 +265,27 @@ def export_archive(
     clients: AwsClients | None = None,
     now: datetime | None = None,
     signer: ManifestSigner | None = None,
+    replace: bool = True,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """A zip of re-encrypted recordings and ``manifest.json`` (signed by ``signer`` if
-    given, see ``export/signing.py``); all of it, or nothing."""
+    given, see ``export/signing.py``); all of it, or nothing.
+
+    A PKCS#7 recording's id is its path as given (folders kept, so two ``x.p7m`` in
+    different folders stay two recordings). ``progress(done, total, path)`` follows each.
+    """
     if not sources:
         raise InvalidRequest("name at least one recording to export")
     entries: list[dict[str, Any]] = []
     names: set[str] = set()
     with (
         Exporter(org, decryptor, target, clients) as exporter,
-        atomic_output(archive) as out,
+        atomic_output(archive, replace=replace) as out,
         zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf,
     ):
-        for path in sources:
+        for done, path in enumerate(sources, 1):
             with open(path, "rb") as src:
-                exported = exporter.export(src, name=Path(path).name)
+                exported = exporter.export(src, name=Path(path).as_posix().lstrip("/"))
             file = entry_name(exported.recording_id, target.suffix)
             if file in names:
                 exported.discard()
@@ -289,6 +295,8 @@ def export_archive(
                 shutil.copyfileobj(body, dst, _COPY_CHUNK)
             exported.discard()
             entries.append(exported.manifest_entry(file))
+            if progress is not None:
+                progress(done, len(sources), os.fspath(path))
         manifest = make_manifest(org, target.describe(), entries, now)
         manifest_bytes = manifest_json(manifest)
         zf.writestr(MANIFEST_NAME, manifest_bytes)

@@ -28,7 +28,7 @@ from typing import IO, Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kmsbridge.aws import client_error_code, error_for, error_for_code, translated
-from kmsbridge.errors import IntegrityError, InternalError, KmsBridgeError, NotFound
+from kmsbridge.errors import IntegrityError, InternalError, InvalidRequest, KmsBridgeError, NotFound
 from kmsbridge.recordings.codec import DataKeySource, RecordingInfo, decrypt_stream
 from kmsbridge.recordings.ranges import HEADER_PROBE_BYTES
 
@@ -38,6 +38,9 @@ PART_BYTES = 8 * 1024 * 1024  # S3 parts are 5 MiB at least (except the last)
 SSE = "AES256"
 
 
+_S3_URL = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)")
+
+
 @dataclass(frozen=True)
 class S3Location:
     bucket: str
@@ -45,6 +48,31 @@ class S3Location:
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        """``s3://bucket/key`` (a key is required: an object, not a prefix)."""
+        match = _S3_URL.fullmatch(url)
+        if match is None or match.group(2).endswith("/"):
+            raise InvalidRequest(f"{url!r} is not an S3 object URL (s3://bucket/key)")
+        return cls(match.group(1), match.group(2))
+
+
+def open_object(s3: Any, location: S3Location) -> Any:
+    """The object's body, a stream read as it is consumed (close it when done)."""
+    with s3_errors(f"the object {location}"):
+        return s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
+
+
+def exists(s3: Any, location: S3Location) -> bool:
+    with s3_errors(f"the object {location}"):
+        try:
+            s3.head_object(Bucket=location.bucket, Key=location.key)
+        except ClientError as exc:
+            if client_error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+    return True
 
 
 @dataclass(frozen=True)
@@ -71,15 +99,15 @@ def decrypt_to_playback_object(
     name = source.key.rsplit("/", 1)[-1] or "recording"
     expires = int(time.time()) + expires_in
     target = S3Location(bucket, f"{playback_prefix(org)}{expires}-{uuid.uuid4().hex}/{name}")
-    with _s3_errors(f"the recording {source}"):
+    with s3_errors(f"the recording {source}"):
         body = s3.get_object(Bucket=source.bucket, Key=source.key)["Body"]
     metadata = {EXPIRES_METADATA: str(expires)}
     try:
-        with _s3_errors("the playback bucket"), MultipartSink(s3, target, metadata) as sink:
+        with s3_errors("the playback bucket"), MultipartSink(s3, target, metadata) as sink:
             info = decrypt_stream(body, cast(IO[bytes], sink), org=org, data_keys=data_keys)
     finally:
         body.close()
-    with _s3_errors("the playback bucket"):
+    with s3_errors("the playback bucket"):
         url = s3.generate_presigned_url(
             "get_object",
             Params={"Bucket": target.bucket, "Key": target.key},
@@ -173,7 +201,7 @@ def playback_prefix(org: str) -> str:
 
 def delete_playback_copies(s3: Any, bucket: str, org: str) -> int:
     """Delete every playback copy of ``org`` now (its access was refused); how many."""
-    with _s3_errors("the playback bucket"):
+    with s3_errors("the playback bucket"):
         return _delete(s3, bucket, [key for key, _ in _copies(s3, bucket, playback_prefix(org))])
 
 
@@ -187,7 +215,7 @@ def sweep_playback_copies(
     """
     now = time.time() if now is None else now
     prefix = PLAYBACK_PREFIX if org is None else playback_prefix(org)
-    with _s3_errors("the playback bucket"):
+    with s3_errors("the playback bucket"):
         expired = [key for key, expires in _copies(s3, bucket, prefix) if expires <= now]
         return _delete(s3, bucket, expired)
 
@@ -213,7 +241,7 @@ def _delete(s3: Any, bucket: str, keys: list[str]) -> int:
     return len(keys)
 
 
-def _s3_errors(what: str) -> AbstractContextManager[None]:
+def s3_errors(what: str) -> AbstractContextManager[None]:
     """S3 failures as library errors (botocore never leaks upward)."""
     return translated("s3", what)
 

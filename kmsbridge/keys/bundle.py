@@ -28,8 +28,9 @@ PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 MAX_BUNDLE_BYTES = 64 * 1024
 
 
-def write_bundle(pem: bytes, path: str | os.PathLike[str]) -> None:
-    with atomic_output(path) as out:
+def write_bundle(pem: bytes, path: str | os.PathLike[str], *, replace: bool = True) -> None:
+    """Write the PEM bundle whole; with ``replace=False`` an existing file is refused."""
+    with atomic_output(path, replace=replace) as out:
         out.write(pem)
 
 

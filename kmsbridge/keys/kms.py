@@ -83,6 +83,8 @@ class _CallLog:
 
     errors: list[KmsBridgeError]
     calls: int = 0
+    operation: str | None = None  # the call being made, and the key it names
+    arn: str | None = None
 
 
 class KekWrapper:
@@ -192,11 +194,19 @@ class KekWrapper:
         # Clients are shared (AwsClients): every wrapper hooks them once (unique_id), and a
         # hook records only the calls its own wrapper made on this thread (``_local.log``).
         events = client.meta.events
+        events.register(
+            "before-parameter-build.kms", self._before_call, unique_id=f"kmsbridge-p-{id(self)}"
+        )
         events.register("after-call.kms", self._after_call, unique_id=f"kmsbridge-{id(self)}")
         events.register(
             "after-call-error.kms", self._after_call_error, unique_id=f"kmsbridge-e-{id(self)}"
         )
         return client
+
+    def _before_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        seen = getattr(self._local, "log", None)
+        if seen is not None:
+            seen.operation, seen.arn = model.name, params.get("KeyId")
 
     def _after_call(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
         seen = getattr(self._local, "log", None)
@@ -208,7 +218,10 @@ class KekWrapper:
         error = parsed.get("Error")
         if error:
             status = getattr(http_response, "status_code", None)
-            seen.errors.append(error_for_code("kms", str(error.get("Code", "")), status))
+            code = str(error.get("Code", ""))
+            seen.errors.append(
+                error_for_code("kms", code, status, operation=seen.operation, arn=seen.arn)
+            )
 
     def _after_call_error(self, **_: Any) -> None:
         seen = getattr(self._local, "log", None)

@@ -27,6 +27,8 @@ from kmsbridge.keys.records import STATES, KekRecord, KekState, OrgRecord
 
 DEFAULT_TABLE = "kmsbridge-keks"
 ORG_SORT_KEY = "#org"
+LAST_ACCESS_CHECK = "last_access_check"
+LAST_ACCESS_ERROR = "last_access_error"
 
 
 class KeyStore:
@@ -66,7 +68,7 @@ class KeyStore:
     def get_kek(self, org: str, kek_id: str) -> KekRecord:
         item = self._get(org, kek_id)
         if item is None:
-            raise NotFound(f"KEK {kek_id[:12]}… of org {org!r} is not in the key table")
+            raise NotFound(f"KEK {kek_id} of org {org!r} is not in the key table")
         return kek_from_item(item)
 
     def list_keks(self, org: str) -> list[KekRecord]:
@@ -108,7 +110,7 @@ class KeyStore:
 
     def put_new_kek(self, record: KekRecord) -> None:
         """Add a KEK item; never overwrites an existing one."""
-        with _aws_errors(self.table, conflict=f"KEK {record.kek_id[:12]}… already exists"):
+        with _aws_errors(self.table, conflict=f"KEK {record.kek_id} already exists"):
             self.client.put_item(**self._put_new(kek_to_item(record)))
 
     def get_item(self, partition: str, sort_key: str) -> dict[str, Any] | None:
@@ -139,6 +141,41 @@ class KeyStore:
             )
         return updated
 
+    def activate_existing(self, org: OrgRecord, kek: KekRecord, now: str) -> OrgRecord:
+        """Make a stored, never-active KEK the active one and retire the previous, atomically.
+
+        Conditional on the org's version, the KEK's version and the old KEK still active.
+        """
+        updated = replace(org, active_kek=kek.kek_id, version=org.version + 1)
+        with _aws_errors(
+            self.table, conflict=f"org {org.org!r} changed concurrently; re-read and retry"
+        ):
+            self.client.transact_write_items(
+                TransactItems=[
+                    {"Update": self._activate_update(kek, now)},
+                    {"Update": self._retire_update(org.org, org.active_kek, now)},
+                    {"Update": self._org_update(org, {"active_kek": {"S": kek.kek_id}})},
+                ]
+            )
+        return updated
+
+    def _activate_update(self, kek: KekRecord, now: str) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": _key(kek.org, kek.kek_id),
+            "UpdateExpression": "SET #s = :active, activated_at = :now, version = :next "
+            "REMOVE retired_at",
+            "ConditionExpression": "version = :v AND #s = :retired",
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {
+                ":active": {"S": "active"},
+                ":retired": {"S": "retired"},
+                ":now": {"S": now},
+                ":v": {"N": str(kek.version)},
+                ":next": {"N": str(kek.version + 1)},
+            },
+        }
+
     def update_org_keys(self, org: OrgRecord, kms_keys: Sequence[str]) -> OrgRecord:
         """Record the org's new KMS key ARNs (conditional on its version)."""
         value = {"L": [{"S": a} for a in kms_keys]}
@@ -162,9 +199,7 @@ class KeyStore:
             else:
                 removes.append(f"#a{i}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        with _aws_errors(
-            self.table, conflict=f"KEK {record.kek_id[:12]}… changed concurrently; re-read"
-        ):
+        with _aws_errors(self.table, conflict=f"KEK {record.kek_id} changed concurrently; re-read"):
             self.client.update_item(
                 TableName=self.table,
                 Key=_key(record.org, record.kek_id),
@@ -174,6 +209,46 @@ class KeyStore:
                 ExpressionAttributeValues=values,
             )
         return updated
+
+    def update_cryptoperiod(self, org: OrgRecord, days: int) -> OrgRecord:
+        """Record the org's new cryptoperiod (conditional on its version)."""
+        value = {"N": str(days)}
+        with _aws_errors(
+            self.table, conflict=f"org {org.org!r} changed concurrently; re-read and retry"
+        ):
+            self.client.update_item(**self._org_update(org, {"cryptoperiod_days": value}))
+        return replace(org, cryptoperiod_days=days, version=org.version + 1)
+
+    def record_access_check(self, org: str, check: dict[str, str]) -> None:
+        """Keep the latest access check on the org item (``error`` too when it failed).
+
+        Not part of the org's settings: no version change, so it races with nothing, and
+        backups leave it out.
+        """
+        names = {"#c": LAST_ACCESS_CHECK}
+        values = {":c": {"M": {k: {"S": v} for k, v in check.items()}}}
+        expression = "SET #c = :c"
+        if check.get("state") != "ok":
+            names["#e"] = LAST_ACCESS_ERROR
+            expression += ", #e = :c"
+        with _aws_errors(self.table):
+            self.client.update_item(
+                TableName=self.table,
+                Key=_key(org, ORG_SORT_KEY),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(org)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+
+    def access_checks(self, org: str) -> dict[str, dict[str, str]]:
+        """The latest access check and the latest failed one, as recorded (may be empty)."""
+        item = self._get(org, ORG_SORT_KEY) or {}
+        return {
+            name: {k: v["S"] for k, v in item[name]["M"].items()}
+            for name in (LAST_ACCESS_CHECK, LAST_ACCESS_ERROR)
+            if name in item
+        }
 
     def delete_org_items(self, org: str) -> None:
         """Remove every item of an org (used only by explicit restore tests and wipes)."""

@@ -22,18 +22,24 @@ from kmsbridge.errors import IntegrityError, InvalidRequest
 from kmsbridge.formats import MIN_IMPORTED_RSA_BITS
 
 
-def load_certificate(pem: bytes) -> x509.Certificate:
+def load_certificate(data: bytes) -> x509.Certificate:
+    """One X.509 certificate, PEM or DER (what ``openssl x509 -outform DER`` writes)."""
     try:
-        return x509.load_pem_x509_certificate(pem)
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
     except ValueError:
-        raise InvalidRequest("the certificate is not an X.509 certificate in PEM") from None
+        raise InvalidRequest("the certificate is not an X.509 certificate (PEM or DER)") from None
 
 
-def load_ca_bundle(pem: bytes) -> list[x509.Certificate]:
+def load_ca_bundle(data: bytes) -> list[x509.Certificate]:
+    """CA certificates: any number in PEM, or one in DER."""
     try:
-        return x509.load_pem_x509_certificates(pem)
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
     except ValueError:
-        raise InvalidRequest("the CA bundle is not X.509 certificates in PEM") from None
+        raise InvalidRequest("the CA bundle is not X.509 certificates (PEM or DER)") from None
 
 
 def is_encrypted_pem(pem: bytes) -> bool:

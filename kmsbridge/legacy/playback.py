@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
@@ -36,6 +37,7 @@ class LegacyInfo:
     kek_id: str
     plaintext_bytes: int
     name: str | None = None
+    cipher: str | None = None  # the content cipher, e.g. des-ede3-cbc (no integrity: CBC)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class FileResult:
     bytes: int = 0
     kek: str | None = None
     error: dict[str, object] | None = None
+    cipher: str | None = None
 
 
 # ---------------------------------------------------------------- loading PEM
@@ -117,7 +120,7 @@ def decrypt_cms_stream(
         org, kek_id, recipient.encrypted_key, recipient.padding, recording=name
     )
     total = cms.decrypt_content(source, envelope, key, sink)
-    return LegacyInfo(org, kek_id, total, name)
+    return LegacyInfo(org, kek_id, total, name, envelope.cipher.name)
 
 
 def decrypt_cms_file(
@@ -126,10 +129,17 @@ def decrypt_cms_file(
     *,
     org: str,
     decryptor: Decryptor,
+    name: str | None = None,
+    replace: bool = True,
 ) -> LegacyInfo:
-    """``decrypt_cms_stream`` to a file that appears only once the whole file decrypted."""
-    with open(source, "rb") as src, atomic_output(target) as out:
-        return decrypt_cms_stream(src, out, org=org, decryptor=decryptor, name=Path(source).name)
+    """``decrypt_cms_stream`` to a file that appears only once the whole file decrypted.
+
+    ``name`` is the recording's name in audit lines (default: the file's name; a folder
+    passes the relative path, so two ``x.p7m`` in different folders stay apart).
+    """
+    with open(source, "rb") as src, atomic_output(target, replace=replace) as out:
+        name = name or Path(source).name
+        return decrypt_cms_stream(src, out, org=org, decryptor=decryptor, name=name)
 
 
 def decrypt_archive(
@@ -138,8 +148,12 @@ def decrypt_archive(
     *,
     org: str,
     decryptor: Decryptor,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[FileResult]:
-    """Decrypt every file of a zip of PKCS#7 files into ``target_dir``; one result per file."""
+    """Decrypt every file of a zip of PKCS#7 files into ``target_dir``; one result per file.
+
+    ``progress(done, total, name)`` is called after each member.
+    """
     validate_org(org)
     try:
         archive = zipfile.ZipFile(source)
@@ -151,11 +165,13 @@ def decrypt_archive(
     results: list[FileResult] = []
     written: set[PurePosixPath] = set()
     with archive:
-        for member in archive.infolist():
-            if not member.is_dir():
-                results.append(
-                    _decrypt_member(archive, member, out_dir, written, org, decryptor, recipients)
-                )
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        for done, member in enumerate(members, 1):
+            results.append(
+                _decrypt_member(archive, member, out_dir, written, org, decryptor, recipients)
+            )
+            if progress is not None:
+                progress(done, len(members), member.filename)
     return results
 
 
@@ -186,7 +202,9 @@ def _decrypt_member(
     except (zipfile.BadZipFile, OSError) as exc:
         error = IntegrityError(f"the archive member cannot be read ({type(exc).__name__})")
         return FileResult(member.filename, False, error=error.to_dict())
-    return FileResult(member.filename, True, str(target), info.plaintext_bytes, info.kek_id)
+    return FileResult(
+        member.filename, True, str(target), info.plaintext_bytes, info.kek_id, cipher=info.cipher
+    )
 
 
 def _output_name(name: str, written: set[PurePosixPath]) -> PurePosixPath:

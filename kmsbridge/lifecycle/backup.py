@@ -17,7 +17,11 @@ not checked: retired KEKs' certificates have ended on purpose.
 
 Import restores missing items only. An item already in the table that is identical is
 left alone (so importing twice is harmless); one that differs stops the import before
-anything is written. KEK items are written before the org item that names them.
+anything is written, unless ``missing_only``: then differing items are kept as the table
+has them and only the missing ones are written (each still checked against its public
+key). A restored KEK that the backup calls active while the table's org names another
+is restored retired: an org never has two active KEKs. KEK items are written before the
+org item that names them. ``dry_run`` reports what would be written and writes nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +66,8 @@ class ImportResult:
     org: str
     created: tuple[str, ...]  # sort keys written ("#org" is the settings item)
     identical: tuple[str, ...]  # already present, unchanged
+    kept: tuple[str, ...] = ()  # present but different, left as they are (missing_only)
+    dry_run: bool = False  # nothing was written: ``created`` is what would be
 
 
 def export_org(store: KeyStore, org: str, *, now: datetime | None = None) -> dict[str, Any]:
@@ -83,8 +89,11 @@ def export_org(store: KeyStore, org: str, *, now: datetime | None = None) -> dic
     return body | {"checksum": checksum(body)}
 
 
-def write_backup(backup: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    with atomic_output(path) as out:
+def write_backup(
+    backup: dict[str, Any], path: str | os.PathLike[str], *, replace: bool = True
+) -> None:
+    """Write the backup whole; with ``replace=False`` an existing file is refused."""
+    with atomic_output(path, replace=replace) as out:
         out.write(json.dumps(backup, indent=1, sort_keys=True).encode("ascii") + b"\n")
 
 
@@ -113,19 +122,27 @@ def checksum(body: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
-def import_backup(store: KeyStore, backup: dict[str, Any]) -> ImportResult:
-    """Restore the missing items of a checked backup; refuse if any present item differs."""
+def import_backup(
+    store: KeyStore, backup: dict[str, Any], *, missing_only: bool = False, dry_run: bool = False
+) -> ImportResult:
+    """Restore the missing items of a checked backup; refuse if any present item differs
+    (unless ``missing_only``, which keeps them). ``dry_run`` writes nothing."""
     started = time.perf_counter()
     org = validate_org(check_backup(backup).get("org"))
     org_record, keks = _records(backup, org)
     _check_certificates(store, backup, keks)
     missing, identical, different = _compare(store, org_record, keks)
-    if different:
+    if different and not missing_only:
         names = ", ".join(_label(k) for k in different)
         raise InvalidRequest(
             f"the key table already holds different items for org {org!r} ({names}); "
-            "refusing to overwrite them; nothing was imported"
+            "refusing to overwrite them; nothing was imported (--missing-only writes only "
+            "the missing items)"
         )
+    kept = tuple(_sort_key(r) for r in different)
+    missing = _one_active(store, org_record, missing)
+    if dry_run:
+        return ImportResult(org, tuple(_sort_key(r) for r in missing), tuple(identical), kept, True)
     created = []
     for record in missing:  # KEKs first, the org item (which names one) last
         if _put_new(store, record):
@@ -139,7 +156,22 @@ def import_backup(store: KeyStore, backup: dict[str, Any]) -> ImportResult:
         duration_ms=(time.perf_counter() - started) * 1000,
         created=len(created),
     )
-    return ImportResult(org, tuple(created), tuple(identical))
+    return ImportResult(org, tuple(created), tuple(identical), kept)
+
+
+def _one_active(store: KeyStore, org_record: OrgRecord, missing: list[Record]) -> list[Record]:
+    """Missing KEKs that the backup calls active, restored retired if the table's org item
+    (kept) names another active KEK."""
+    if any(isinstance(r, OrgRecord) for r in missing):
+        return missing  # the backup's org item is restored too and names its active KEK
+    active = _existing(store, org_record)
+    names = active.active_kek if isinstance(active, OrgRecord) else None
+    return [
+        replace(r, state="retired")
+        if isinstance(r, KekRecord) and r.state == "active" and r.kek_id != names
+        else r
+        for r in missing
+    ]
 
 
 # ---------------------------------------------------------------- internals
@@ -170,7 +202,7 @@ def _records(backup: dict[str, Any], org: str) -> tuple[OrgRecord, list[KekRecor
         except KmsBridgeError:
             matches = False
         if not matches:
-            raise InvalidRequest(f"KEK {kek.kek_id[:12]}… in the backup does not match its key")
+            raise InvalidRequest(f"KEK {kek.kek_id} in the backup does not match its key")
     if orgs[0].active_kek not in {k.kek_id for k in keks}:
         raise InvalidRequest("the backup's org item names an active KEK it does not hold")
     return orgs[0], keks
@@ -275,7 +307,7 @@ def _sort_key(record: Record) -> str:
 
 
 def _label(record: Record) -> str:
-    return "the org settings" if isinstance(record, OrgRecord) else f"KEK {record.kek_id[:12]}…"
+    return "the org settings" if isinstance(record, OrgRecord) else f"KEK {record.kek_id}"
 
 
 def _to_json(value: dict[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kmsbridge.clock import iso, parse_iso, utcnow
-from kmsbridge.errors import KmsBridgeError
-from kmsbridge.formats import validate_org
+from kmsbridge.errors import InvalidRequest, KmsBridgeError, NotFound
+from kmsbridge.formats import validate_kek_id, validate_org
 from kmsbridge.keys.kms import KekWrapper
 from kmsbridge.keys.policy import not_after
 from kmsbridge.keys.records import KekRecord
@@ -59,7 +59,10 @@ class Inventory:
     at: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As JSON: each KEK's id under ``kek``, the name every kmsbridge answer uses."""
+        data = asdict(self)
+        data["keks"] = [{"kek": k.pop("kek_id"), **k} for k in data["keks"]]
+        return data
 
 
 def inventory(
@@ -126,3 +129,33 @@ def _days(span: timedelta) -> int:
 def _ordered(records: list[KekRecord]) -> list[KekRecord]:
     """Newest first: the active KEK, then retired ones, as an operator reads them."""
     return sorted(records, key=lambda r: r.created_at, reverse=True)
+
+
+MIN_KEK_PREFIX = 8
+KEK_ID_LENGTH = 64
+
+
+def resolve_kek_id(store: KeyStore, org: str, given: str) -> str:
+    """A full KEK id from itself or from a prefix that names exactly one KEK of the org.
+
+    A prefix is at least ``MIN_KEK_PREFIX`` hex characters, as people copy them from
+    ``kek list``; an ambiguous or unknown one is refused, naming what it matched.
+    """
+    text = given.strip().lower()
+    if len(text) == KEK_ID_LENGTH:
+        return validate_kek_id(text)
+    if not MIN_KEK_PREFIX <= len(text) < KEK_ID_LENGTH or text.strip("0123456789abcdef"):
+        raise InvalidRequest(
+            f"{given!r} is not a KEK id: give the 64 hex characters or a prefix of at least "
+            f"{MIN_KEK_PREFIX}"
+        )
+    keks = store.list_keks(validate_org(org))
+    matches = sorted(r.kek_id for r in keks if r.kek_id.startswith(text))
+    if not matches:
+        raise NotFound(f"no KEK of org {org!r} starts with {text}")
+    if len(matches) > 1:
+        raise InvalidRequest(
+            f"the prefix {text} matches {len(matches)} KEKs of org {org!r} "
+            f"({', '.join(matches)}); give more characters"
+        )
+    return matches[0]

@@ -131,7 +131,7 @@ def rewrap_kek(store: KeyStore, kms: KekWrapper, record: KekRecord, target: Sequ
         if current.wrapped_private_key != record.wrapped_private_key:
             break
         record = current  # only its state or dates changed (a retire): the new blob still fits
-    raise ConflictError(f"KEK {record.kek_id[:12]}… changed during the rewrap; run it again")
+    raise ConflictError(f"KEK {record.kek_id} changed during the rewrap; run it again")
 
 
 def _new_blob(kms: KekWrapper, record: KekRecord, wrapped: bytes, target: Sequence[str]) -> bytes:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,8 @@ from kmsbridge.errors import ConflictError, InvalidRequest, KmsBridgeError, NotF
 from kmsbridge.formats import DEFAULT_KEK_BITS, KEK_KEY_SIZES, validate_kek_id, validate_org
 from kmsbridge.keys.kms import KekWrapper, validate_key_arns, verify_wrapped
 from kmsbridge.keys.policy import (
+    check_certificate_started,
+    check_not_expired,
     not_after,
     validate_cryptoperiod,
 )
@@ -277,6 +279,36 @@ def rotate_due_orgs(
     return RotationReport(tuple(rotated), tuple(current), tuple(missing), tuple(failed))
 
 
+def activate(store: KeyStore, org: str, kek_id: str, *, now: datetime | None = None) -> Rotation:
+    """Make a KEK that was never active (an imported key pair) the org's active KEK.
+
+    Refused until its certificate's notBefore and after its notAfter; the previous active
+    KEK retires in the same transaction. A KEK that was active once is not brought back:
+    its period is over (revocation by period depends on it); rotate for a new one.
+    """
+    now = now or utcnow()
+    record = store.get_kek(validate_org(org), validate_kek_id(kek_id))
+    org_record = store.get_org(org)
+    if org_record.active_kek == kek_id:
+        raise InvalidRequest(f"KEK {kek_id} is already the active KEK of org {org!r}")
+    if record.state != "retired" or record.activated_at is not None:
+        raise InvalidRequest(
+            f"only a KEK that was never active (an imported key pair) can be activated; "
+            f"KEK {kek_id} is {record.state}"
+            + (" and was active before" if record.activated_at else "")
+            + f": kmsbridge kek rotate {org} makes a new one"
+        )
+    try:
+        check_certificate_started(org, record, now)
+        check_not_expired(org, not_after(org_record, replace(record, activated_at=iso(now))), now)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"KEK {kek_id} cannot be activated now: {exc.message}") from None
+    started = time.perf_counter()
+    store.activate_existing(org_record, record, iso(now))
+    _audit("kek-activate", org, kek_id, "ok", started, retired_kek=org_record.active_kek)
+    return Rotation(org, org_record.active_kek, kek_id, iso(now))
+
+
 # ---------------------------------------------------------------- retire and destroy
 
 
@@ -289,11 +321,11 @@ def retire(store: KeyStore, org: str, kek_id: str, *, now: datetime | None = Non
     record = store.get_kek(validate_org(org), validate_kek_id(kek_id))
     if store.get_org(org).active_kek == kek_id:
         raise InvalidRequest(
-            f"KEK {kek_id[:12]}… is the active KEK of org {org!r}; rotating retires it: "
+            f"KEK {kek_id} is the active KEK of org {org!r}; rotating retires it: "
             f"kmsbridge kek rotate {org}"
         )
     if record.state == "destroyed":
-        raise InvalidRequest(f"KEK {kek_id[:12]}… was already destroyed")
+        raise InvalidRequest(f"KEK {kek_id} was already destroyed")
     if record.state == "retired":
         return record
     started = time.perf_counter()
@@ -321,17 +353,12 @@ def destroy(
     validate_kek_id(kek_id)
     if confirm != kek_id:
         raise InvalidRequest(
-            "destroying a KEK needs its full id typed back as confirmation "
+            "destroying a KEK needs its id typed back as confirmation "
             f"(--confirm {kek_id}); nothing was changed"
         )
-    record = store.get_kek(org, kek_id)
+    record = check_destroyable(store, org, kek_id)
     if record.state == "destroyed":
         return record
-    if record.state != "retired" or store.get_org(org).active_kek == kek_id:
-        raise InvalidRequest(
-            f"only a retired KEK can be destroyed; KEK {kek_id[:12]}… is {record.state} "
-            f"(rotate, then retire it first)"
-        )
     started = time.perf_counter()
     tombstone = store.update_kek(
         record,
@@ -342,6 +369,19 @@ def destroy(
     )
     _audit("kek-destroy", org, kek_id, "ok", started, destroyed_by=destroyed_by)
     return tombstone
+
+
+def check_destroyable(store: KeyStore, org: str, kek_id: str) -> KekRecord:
+    """The KEK, if ``destroy`` may shred it (or already did); else why not."""
+    record = store.get_kek(validate_org(org), validate_kek_id(kek_id))
+    if record.state == "destroyed":
+        return record
+    if record.state != "retired" or store.get_org(org).active_kek == kek_id:
+        raise InvalidRequest(
+            f"only a retired KEK can be destroyed; KEK {kek_id} is {record.state} "
+            f"(rotate, then retire it first)"
+        )
+    return record
 
 
 def _audit(op: str, org: str, kek: str, outcome: str, started: float, **extra: Any) -> None:

@@ -67,7 +67,7 @@ class KekPeriod:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kek_id": self.kek_id,
+            "kek": self.kek_id,
             "state": self.state,
             "from": iso(self.start),
             "to": iso(self.end) if self.end else None,
@@ -277,7 +277,7 @@ def _notes(plan: WindowPlan, *, restore: bool) -> list[str]:
     active = plan.active
     if active is not None and not restore:
         notes.append(
-            f"The window reaches today, so it covers the active KEK {active.kek_id[:12]}…: "
+            f"The window reaches today, so it covers the active KEK {active.kek_id}: "
             "new recordings will not play either, until the next rotation (kmsbridge kek "
             f"rotate {plan.org}) or a restore; those made before that rotation stay revoked "
             "until a restore."

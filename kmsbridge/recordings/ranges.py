@@ -19,7 +19,8 @@ decryption (``recordings.decrypt_stream``) proves the whole recording.
 
 No byte is returned unless every frame of the range authenticated: the range is decrypted
 into memory, which is why a range is at most ``MAX_RANGE_BYTES`` (64 MiB). A range past
-the end, start > end, or a frame that fails authentication is an error and returns nothing.
+the end (unless clamped to it), start > end, or a frame that fails authentication is an
+error and returns nothing.
 """
 
 from __future__ import annotations
@@ -74,33 +75,53 @@ Source = str | os.PathLike[str] | BinaryIO | RemoteRecording
 
 
 def decrypt_range(
-    source: Source, start: int, end: int, *, org: str, data_keys: DataKeySource
+    source: Source,
+    start: int,
+    end: int | None,
+    *,
+    org: str,
+    data_keys: DataKeySource,
+    clamp: bool = False,
 ) -> DecryptedRange:
-    """Decrypt plaintext bytes [start, end) of a recording of ``org`` (end exclusive)."""
-    _check_bounds(start, end)
+    """Decrypt plaintext bytes [start, end) of a recording of ``org`` (end exclusive).
+
+    ``end=None`` reads to the end. With ``clamp``, an end past the end of the recording
+    stops at its end, as HTTP ranges do; a start past the end is refused either way.
+    """
+    _check_bounds(start, end, length=not clamp)
     with _blob(source) as blob:
         header = _read_header(blob)
         recording_id = check_org(header, org)
         kek_id, _ = kek_data_key(header)
         layout = Layout.of(header, blob.size)
-        if end > layout.plaintext_bytes:
+        size = layout.plaintext_bytes
+        if end is None or (clamp and end > size):
+            end = size
+        if start > size or end > size:
             raise InvalidRequest(
-                f"range {start}-{end} is past the end of the recording "
-                f"({layout.plaintext_bytes} bytes)"
+                f"range {start}-{end} is past the end of the recording ({size} bytes)"
             )
+        _check_length(start, end)
         keys = verify_header(header, data_keys(org, header.raw))
         cipher = FrameCipher(keys, header.message_id)
         data = _decrypt_frames(blob, layout, cipher, start, end) if end > start else b""
-    return DecryptedRange(
-        org, recording_id, kek_id, header.message_id_hex, start, end, layout.plaintext_bytes, data
-    )
+    return DecryptedRange(org, recording_id, kek_id, header.message_id_hex, start, end, size, data)
 
 
-def _check_bounds(start: int, end: int) -> None:
-    if not isinstance(start, int) or not isinstance(end, int) or start < 0 or end < 0:
+def _check_bounds(start: int, end: int | None, *, length: bool = True) -> None:
+    if not isinstance(start, int) or start < 0 or not isinstance(end, int | None):
+        raise InvalidRequest("a range is two byte offsets, START and END, both 0 or more")
+    if end is None:
+        return
+    if end < 0:
         raise InvalidRequest("a range is two byte offsets, START and END, both 0 or more")
     if start > end:
         raise InvalidRequest(f"range start {start} is after its end {end}")
+    if length:  # cheapest first: before any read (a clamped end is checked once known)
+        _check_length(start, end)
+
+
+def _check_length(start: int, end: int) -> None:
     if end - start > MAX_RANGE_BYTES:
         raise InvalidRequest(f"a range is at most {MAX_RANGE_BYTES} bytes; ask for several")
 

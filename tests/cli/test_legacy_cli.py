@@ -61,8 +61,8 @@ def test_import_then_decrypt_a_file_and_a_zip(
     result = cli("legacy", "decrypt", server_world.org, str(tmp_path / "in.zip"),
                  str(tmp_path / "out"), table=table)  # fmt: skip
     assert result.returncode == exit_codes.INTEGRITY
-    assert "1 of 2 files did not decrypt" in one_error_line(result, "INTEGRITY")
-    assert "ok     calls/a.wav.p7m" in result.stdout
+    assert "1 of 2 files failed" in one_error_line(result, "INTEGRITY")
+    assert f"ok      {tmp_path / 'in.zip'}:calls/a.wav.p7m" in result.stdout
     assert (tmp_path / "out" / "calls" / "a.wav").read_bytes() == data
     assert not (tmp_path / "out" / "calls" / "broken").exists()
 

@@ -82,7 +82,8 @@ def test_list_rotate_retire_and_list_again(org: dict[str, Any], capsys: Any) -> 
     rotated = run_json(capsys, "kek", "rotate", "acme")
     assert rotated["retired_kek"] == org["first"]
     code, out, _ = run(capsys, "kek", "list", "acme")
-    assert code == 0 and out.count("\n") == 4 and "retired" in out and "Enabled" in out
+    assert code == 0 and out.count("\n") == 6 and "retired" in out and "Enabled" in out
+    assert out.count(f"      under {org['arn']}") == 2  # each KEK's KMS keys
     code, _, err = run(capsys, "kek", "retire", "acme", rotated["active_kek"])
     assert code == exit_codes.USAGE and "kek rotate acme" in err
     assert run_json(capsys, "kek", "retire", "acme", org["first"])["state"] == "retired"
@@ -123,7 +124,7 @@ def test_destroy_with_the_confirm_flag(org: dict[str, Any], capsys: Any, tmp_pat
     assert run(capsys, "kek", "destroy", "acme", first, "--confirm", first)[0] == 0
     assert not plays(capsys, tmp_path)
     listed = run_json(capsys, "kek", "list", "acme")
-    tomb = next(k for k in listed["keks"] if k["kek_id"] == first)
+    tomb = next(k for k in listed["keks"] if k["kek"] == first)
     assert tomb["state"] == "destroyed" and tomb["destroyed_at"] and tomb["destroyed_by"]
 
 

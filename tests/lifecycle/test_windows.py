@@ -130,7 +130,7 @@ def test_a_window_reaching_today_covers_the_active_kek_and_says_so(table: Any) -
     assert report["kek_ids"] == ids[1:]
     assert report["includes_active_kek"] is True
     assert report["covered"] == [{"from": iso(T1), "to": None}]
-    assert report["keks"][-1] == {"kek_id": ids[2], "state": "active", "from": iso(T2), "to": None}
+    assert report["keks"][-1] == {"kek": ids[2], "state": "active", "from": iso(T2), "to": None}
     (today,) = [n for n in report["notes"] if "reaches today" in n]
     assert f"active KEK {ids[2][:12]}" in today
     assert "new recordings will not play" in today

@@ -363,7 +363,7 @@ def test_cli_decrypt_range_errors_leave_no_output(
     source.write_bytes(bytes(blob))
     target = tmp_path / "part.wav"
     argv = ["--table", world.store.table, "decrypt", "--org", world.org, "--range"]
-    for text, status in [("10-5", 2), ("5", 2), ("a-b", 2), ("0-300001", 2), ("0-10", 5)]:
+    for text, status in [("10-5", 2), ("5", 2), ("a-b", 2), ("300001-", 2), ("0-10", 5)]:
         assert main([*argv, text, str(source), str(target)]) == status, text
         assert capsys.readouterr().err.startswith("error: ")
         assert list(tmp_path.iterdir()) == [source]

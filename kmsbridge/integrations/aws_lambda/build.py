@@ -35,6 +35,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,8 @@ HANDLER_ONLY_DEPENDENCIES = {
     "pyasn1": frozenset({"rotation"}),
     "pyasn1-modules": frozenset({"rotation"}),
 }
+# Needed by the command line only (kmsbridge/cli/ is not in the zips either).
+CLI_ONLY = frozenset({"shtab"})
 EXCLUDED_PACKAGE_PATHS = (
     "kmsbridge/cli/",
     "kmsbridge/devtools/",
@@ -100,12 +103,14 @@ def build(
     arch: str = "x86_64",
     root: Path | None = None,
     python_version: str = PYTHON_VERSION,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[BuiltZip]:
     """One zip per handler folder that exists; returns what was written.
 
     ``python_version`` is the Lambda runtime's ("3.13" for python3.13): compiled wheels
     are per Python version, so a zip built for one does not import on another. Tests also
-    build for this machine's interpreter, to run the zip here.
+    build for this machine's interpreter, to run the zip here. ``progress(done, total,
+    step)`` follows the steps: the dependencies, then each zip.
     """
     if arch not in PLATFORMS:
         raise InvalidRequest(f"--arch must be one of {', '.join(PLATFORMS)}")
@@ -116,16 +121,20 @@ def build(
     if not handlers:
         raise InvalidRequest(f"no lambda/<name>/handler.py under {root}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    step = progress or (lambda done, total, name: None)
     with tempfile.TemporaryDirectory(prefix="kmsbridge-build-") as tmp:
         deps = Path(tmp) / "deps"
+        step(0, len(handlers) + 1, "installing dependencies")
         requirements = runtime_requirements(root, arch, python_version)
         install_dependencies(deps, arch, requirements, python_version)
+        step(1, len(handlers) + 1, "dependencies installed")
         shared = package_files(root) | dependency_files(deps)
         built = []
-        for name in handlers:
+        for n, name in enumerate(handlers, 2):
             files = {"handler.py": root / "lambda" / name / "handler.py", **shared}
             files = {a: p for a, p in files.items() if _needed_by(a, name)}
             built.append(write_zip(out_dir / f"{name}.zip", files, name))
+            step(n, len(handlers) + 1, f"{name}.zip")
         return built
 
 
@@ -139,7 +148,7 @@ def runtime_requirements(
     pins: dict[str, str] = {}
     while todo:
         name = todo.pop()
-        if name in pins or name in PROVIDED_BY_RUNTIME:
+        if name in pins or name in PROVIDED_BY_RUNTIME or name in CLI_ONLY:
             continue
         try:
             pins[name] = importlib.metadata.version(name)
