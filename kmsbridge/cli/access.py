@@ -98,12 +98,11 @@ def _record(ctx: Context, org: str, state: str, failed: dict[str, Any] | None) -
     import logging
 
     from kmsbridge.clock import iso, utcnow
+    from kmsbridge.decryptor.access import AccessState, access_record
     from kmsbridge.errors import KmsBridgeError
 
-    check = {"at": iso(utcnow()), "state": state}
-    if failed is not None:
-        check |= {"kek": failed["kek"], "code": failed["outcome"]}
-        check |= {"message": failed["message"] or failed["outcome"]}
+    first = None if failed is None else (failed["kek"], failed["outcome"], failed["message"])
+    check = access_record(AccessState(state), iso(utcnow()), first)
     try:
         ctx.store.record_access_check(org, check)
     except KmsBridgeError as exc:

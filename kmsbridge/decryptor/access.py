@@ -72,3 +72,17 @@ ERROR_CODE_OF_STATE = {
     AccessState.ERROR: "INTERNAL",
     AccessState.NO_KEKS: "NOT_FOUND",
 }
+
+
+def access_record(
+    state: AccessState, at: str, failed: tuple[str, str, str | None] | None = None
+) -> dict[str, str]:
+    """What the org's settings item keeps of one access check (``org show`` prints it).
+
+    ``failed`` is the first KEK that did not unwrap: (KEK id, outcome code, message).
+    """
+    record = {"at": at, "state": str(state)}
+    if failed is not None:
+        kek, code, message = failed
+        record |= {"kek": kek, "code": code, "message": message or code}
+    return record

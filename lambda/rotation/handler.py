@@ -11,9 +11,10 @@ invocation fails after all orgs were tried, so the Errors metric and the schedul
 see it; rerunning only rotates what is still due.
 
 Every run also deletes the decryptor's expired playback copies when
-KMSBRIDGE_PLAYBACK_BUCKET is set; the event ``{"op": "sweep-playback"}`` does only that,
+KMSBRIDGE_PLAYBACK_BUCKET is set; the event ``{"task": "sweep-playback"}`` does only that,
 for a schedule more frequent than rotation's (a copy then outlives its URL by at most
-that schedule's period).
+that schedule's period). ``{"task": "access-canary"}`` runs the access canary
+(``integrations.aws_lambda.canary``); ``{"task": "rotate"}``, or no task, rotates.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import logging
 from typing import Any
 
 from kmsbridge.clock import utcnow
-from kmsbridge.errors import InternalError
+from kmsbridge.errors import InternalError, InvalidRequest
+from kmsbridge.integrations.aws_lambda.canary import run_access_canary
 from kmsbridge.integrations.aws_lambda.telemetry import configure_logging
 from kmsbridge.integrations.s3 import sweep_playback_copies
 from kmsbridge.lifecycle.rotation import rotate_due_orgs
@@ -35,10 +37,20 @@ services = Services()
 
 
 def handler(event: object = None, context: object = None) -> dict[str, Any]:
-    if isinstance(event, dict) and event.get("op") == "sweep-playback":
+    task = event.get("task", "rotate") if isinstance(event, dict) else "rotate"
+    if task == "sweep-playback":
         report: dict[str, Any] = {"playback_copies_deleted": sweep()}
-        log.info(json.dumps(report, sort_keys=True))
-        return report
+    elif task == "access-canary":
+        report = run_access_canary(services).to_dict()
+    elif task == "rotate":
+        return rotate()
+    else:
+        raise InvalidRequest(f"unknown task {task!r} (rotate, access-canary, sweep-playback)")
+    log.info(json.dumps(report, sort_keys=True))
+    return report
+
+
+def rotate() -> dict[str, Any]:
     report = rotate_due_orgs(
         services.store,
         services.kms,

@@ -152,7 +152,7 @@ def test_the_rotation_lambda_sweeps_expired_copies(
     monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
     monkeypatch.setenv("KMSBRIDGE_PLAYBACK_BUCKET", "playback")
     handler = load_handler("rotation")
-    assert handler.handler({"op": "sweep-playback"}, None) == {"playback_copies_deleted": 1}
+    assert handler.handler({"task": "sweep-playback"}, None) == {"playback_copies_deleted": 1}
     assert p.copies() == [live]
     p.s3.put_object(Bucket="playback", Key=expired, Body=b"plaintext")
     report = handler.handler({"source": "aws.scheduler"}, None)  # the rotation run sweeps too

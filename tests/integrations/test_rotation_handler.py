@@ -100,3 +100,35 @@ def test_the_handler_fails_the_invocation_when_an_org_failed(
     monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
     with pytest.raises(InternalError, match="1 org"):
         load_handler("rotation").handler({}, None)
+
+
+def test_the_access_canary_records_each_orgs_access_and_emits_the_alarm_metrics(
+    world: World,
+    aws: AwsClients,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    kms = aws.client("kms")
+    key = kms.create_key()["KeyMetadata"]
+    create_org(world.store, world.wrapper, "gone", [key["Arn"]], now=utcnow())
+    kms.disable_key(KeyId=key["KeyId"])  # the customer revokes
+    monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
+    report = load_handler("rotation").handler({"task": "access-canary"}, None)
+    assert report["access"] == {world.org: "ok", "gone": "revoked"}
+    assert (report["revoked"], report["unavailable"], report["unrecorded"]) == (1, 0, [])
+    gone = world.store.access_checks("gone")
+    assert gone["last_access_check"]["state"] == "revoked"
+    assert gone["last_access_error"]["code"] == "ACCESS_REVOKED"
+    assert "last_access_error" not in world.store.access_checks(world.org)
+    metrics = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "OrgAccess" in x]
+    assert [(m["OrgAccessRevoked"], m["OrgAccessUnavailable"]) for m in metrics] == [(1, 0)]
+
+
+def test_the_rotation_function_refuses_an_unknown_task(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
+    with pytest.raises(InvalidRequest, match="unknown task 'dance'"):
+        load_handler("rotation").handler({"task": "dance"}, None)
