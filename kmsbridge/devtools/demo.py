@@ -239,7 +239,7 @@ class Story:
         self.n.detail("its private key never leaves KMS: every certificate is a kms:Sign call")
         self.n.detail(f"SHA-256 fingerprint {fingerprint(ca.certificate)}")
         self.n.detail(f"encryptors pin it: {self.w.ca_file.name} (kmsbridge ca show)")
-        self._row("platform CA", f"created, {fingerprint(ca.certificate)[:12]}…")
+        self._row("platform CA", f"created, SHA-256 {fingerprint(ca.certificate)}")
 
     def record(self, recording_id: str) -> Path:
         """Export the certified public key, then encrypt a call with AWS switched off."""

@@ -29,8 +29,15 @@ def cli_org(
     monkeypatch.setenv("KMSBRIDGE_TABLE", table)
     # The operator's own config file (if any) must not reach the tests.
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
-    arn = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    kms = boto3.client("kms", region_name=REGION)
+    arn = kms.create_key()["KeyMetadata"]["Arn"]
     assert kmsbridge("table", "create").code == 0
+    # Every KEK is certified by the platform CA, which encryptors pin (KMSBRIDGE_CA_FILE).
+    ca_key = kms.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    assert kmsbridge("ca", "create", "--kms-key", ca_key).code == 0
+    ca_file = tmp_path_factory.mktemp("ca") / "platform-ca.pem"
+    ca_file.write_bytes(kmsbridge("ca", "show").out)
+    monkeypatch.setenv("KMSBRIDGE_CA_FILE", str(ca_file))
     added = kmsbridge("--output", "json", "org", "add", "acme", "--kms-key", arn)
     assert added.code == 0, added.err
     yield CliOrg(table, "acme", arn, added.json()["active_kek"])
