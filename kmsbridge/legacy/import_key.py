@@ -74,9 +74,9 @@ def import_key_pair(
     _check_not_imported(store, org, public.kek_id)
     arns = org_record.kms_keys
     pkcs8 = private_key_pkcs8(key)
-    blob = kms.wrap(pkcs8, org=org, kek_id=public.kek_id, kms_key_arns=arns)
+    blob = kms.wrap(pkcs8, org=org, kek_id=public.kek_id, kms_key_arns=arns, registered=arns)
     del key, pkcs8
-    verify_wrapped(kms, blob, org=org, public=public, kms_key_arns=arns)
+    verify_wrapped(kms, blob, org=org, public=public, kms_key_arns=arns, registered=arns)
     stamp = iso(now)
     record = KekRecord(
         org=org,
