@@ -76,7 +76,6 @@ def window(*extra: str, start: str = "2020-01-01", end: str = "2099-12-31") -> l
         "malformed-to",
         "from-after-to",
         "no-kek",
-        "role-option-gone",
         "bad-kek-id",
     ],
 )
