@@ -10,9 +10,10 @@ names every principal (``"*"``), not only the decryptor role: the jobs role (bul
 the provisioning role (rewrap) and the customer's own administrators are all refused
 ``kms:Decrypt`` under those KEK ids, while the account root keeps ``kms:*`` on everything
 else for administration. The condition is ``StringEquals`` on a single-valued key (the
-context holds one KEK id), which matches when the KEK id equals any listed value. The unit of revocation is a whole KEK period, so the interval that
-really stops playing is the union of the periods the window touches, usually wider than the
-window asked for; a shorter cryptoperiod gives finer revocation.
+context holds one KEK id), which matches when the KEK id equals any listed value. The unit
+of revocation is a whole KEK period, so the interval that really stops playing is the union
+of the periods the window touches, usually wider than the window asked for; a shorter
+cryptoperiod gives finer revocation.
 
 Nothing here talks to KMS: the statement is printed for the customer to put in their key
 policy (or as the customer-key module's ``revoked_kek_ids``).

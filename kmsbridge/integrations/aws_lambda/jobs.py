@@ -2,11 +2,11 @@
 
 A message body is JSON with a ``type`` and that type's fields, e.g. ``{"type": "rewrap",
 "org": "acme"}``: a rewrap message names no KMS key, the worker moves the org's KEKs to the
-keys registered in its settings item (so whoever can send to the queue cannot choose them). The handler maps each type to a function of
-the body (``JobTable``); ``process_batch`` runs each record and answers SQS's partial
-batch response, ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}``, so SQS
-redelivers only the failed messages (the event source mapping must enable
-``ReportBatchItemFailures``). Jobs must be idempotent: SQS delivers at least once.
+keys registered in its settings item (so whoever can send to the queue cannot choose them).
+The handler maps each type to a function of the body (``JobTable``); ``process_batch`` runs
+each record and answers SQS's partial batch response, ``{"batchItemFailures":
+[{"itemIdentifier": messageId}, ...]}``, so SQS redelivers only the failed messages (the
+event source mapping must enable ``ReportBatchItemFailures``). Jobs must be idempotent: SQS delivers at least once.
 """
 
 from __future__ import annotations
