@@ -6,7 +6,8 @@ keys registered in its settings item (so whoever can send to the queue cannot ch
 The handler maps each type to a function of the body (``JobTable``); ``process_batch`` runs
 each record and answers SQS's partial batch response, ``{"batchItemFailures":
 [{"itemIdentifier": messageId}, ...]}``, so SQS redelivers only the failed messages (the
-event source mapping must enable ``ReportBatchItemFailures``). Jobs must be idempotent: SQS delivers at least once.
+event source mapping must enable ``ReportBatchItemFailures``). Jobs must be idempotent: SQS
+delivers at least once.
 """
 
 from __future__ import annotations
