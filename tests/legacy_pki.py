@@ -64,8 +64,15 @@ def make_identity(
     not_before: datetime | None = None,
     not_after: datetime | None = None,
     issuer_name: str | None = None,
+    path_length: int | None = None,
+    key_usage: set[str] | None = None,
+    basic_constraints: bool = True,
 ) -> Identity:
-    """A certificate for ``key``, signed by ``issuer`` (or self-signed)."""
+    """A certificate for ``key``, signed by ``issuer`` (or self-signed).
+
+    ``key_usage`` names the KeyUsage bits to set (``"key_cert_sign"``, ``"key_encipherment"``
+    ...; none: no KeyUsage extension); ``basic_constraints=False`` leaves that extension out.
+    """
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     signer_key = issuer.key if issuer else key
     issuer_dn = issuer.cert.subject if issuer else name
@@ -80,10 +87,27 @@ def make_identity(
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(not_after or start + 3650 * DAY)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
+    if basic_constraints:
+        constraints = x509.BasicConstraints(ca=ca, path_length=path_length if ca else None)
+        builder = builder.add_extension(constraints, critical=True)
+    if key_usage is not None:
+        bits = {name: name in key_usage for name in _KEY_USAGE_BITS}
+        usage = x509.KeyUsage(**bits, encipher_only=False, decipher_only=False)
+        builder = builder.add_extension(usage, critical=True)
     return Identity(key, builder.sign(signer_key, hashes.SHA256()))
+
+
+_KEY_USAGE_BITS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+)
 
 
 def openssl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -3,8 +3,10 @@
 Import (``import_key_pair``): a PEM private key (PKCS#1, PKCS#8 or encrypted PKCS#8; the
 password comes from the caller, never a command line), a PEM certificate, optionally a CA
 bundle (intermediates then root). Refused: RSA under 2048 bits, a key that is not the
-certificate's (INVALID_REQUEST), a chain whose signatures do not verify up to a
-self-signed root (INTEGRITY). The key is wrapped under the org's KMS keys at once, the
+certificate's or a certificate whose key usage excludes keyEncipherment (INVALID_REQUEST);
+with a CA bundle, a path that does not end at a root the bundle holds (a self-signed leaf
+included), a signature that does not verify, an issuer that is not a CA allowed to sign
+certificates (keyCertSign) or exceeds its path length (INTEGRITY). The key is wrapped under the org's KMS keys at once, the
 blob unwrapped once as proof, and stored as a KEK item with ``source`` "imported", the
 certificate's DER beside it, ``retired`` (decrypt-only) unless activated. A certificate
 not yet valid may be imported but is refused for new encryption (``check_for_encryption``);
@@ -28,6 +30,7 @@ from kmsbridge.keys.table import KeyStore
 from kmsbridge.legacy.certificates import (
     check_for_encryption,
     check_key_pair,
+    check_leaf_usage,
     load_ca_bundle,
     load_certificate,
     load_private_key,
@@ -66,6 +69,7 @@ def import_key_pair(
     certificate = load_certificate(certificate_pem)
     key = load_private_key(private_key_pem, password)
     check_key_pair(certificate, key)
+    check_leaf_usage(certificate)
     chain = verify_chain(certificate, load_ca_bundle(ca_bundle_pem)) if ca_bundle_pem else []
     if activate:
         check_for_encryption(certificate, now)
