@@ -7,10 +7,10 @@ certificate's or a certificate whose key usage excludes keyEncipherment (INVALID
 with a CA bundle, a path that does not end at a root the bundle holds (a self-signed leaf
 included), a signature that does not verify, an issuer that is not a CA allowed to sign
 certificates (keyCertSign) or exceeds its path length (INTEGRITY). The key is wrapped under
-the org's KMS keys at once, the blob unwrapped once as proof, and stored as a KEK item with ``source`` "imported", the
-certificate's DER beside it, ``retired`` (decrypt-only) unless activated. A certificate
-not yet valid may be imported but is refused for new encryption (``check_for_encryption``);
-an expired one still decrypts.
+the org's KMS keys at once, the blob unwrapped once as proof, and stored as a KEK item with
+``source`` "imported", the certificate's DER beside it, ``retired`` (decrypt-only) unless
+activated. A certificate not yet valid may be imported but is refused for new encryption
+(``check_for_encryption``); an expired one still decrypts.
 """
 
 from __future__ import annotations
