@@ -36,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kmsbridge.aws import AwsClients, client_error_code, error_for, translated
 from kmsbridge.clock import iso, parse_iso, utcnow
 from kmsbridge.decryptor.decryptor import Decryptor
-from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError, NotFound
+from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError, NotFound, Unavailable
 from kmsbridge.export.archive import (
     Exporter,
     ExportTarget,
@@ -47,6 +47,7 @@ from kmsbridge.export.archive import (
 from kmsbridge.export.manifest import MANIFEST_NAME, entry_name, make_manifest, manifest_json
 from kmsbridge.export.signing import ManifestSigner
 from kmsbridge.formats import validate_org
+from kmsbridge.legacy.playback import member_error
 
 DEFAULT_BATCH_SIZE = 20
 MAX_BATCH_SIZE = 100  # 100 keys of up to 1 KiB stay well under SQS's 256 KiB message limit
@@ -243,6 +244,10 @@ def _export_object(
         if exc.retryable:
             raise  # SQS redelivers the message; nothing of this recording was written
         return {**entry, "ok": False, "error": exc.to_dict()}
+    except BotoCoreError:
+        raise Unavailable("S3 is unreachable; the batch will be retried") from None
+    except Exception as exc:  # a hostile recording fails alone, not the batch (no poison loop)
+        return {**entry, "ok": False, "error": member_error(exc).to_dict()}
     return {**entry, "ok": True, **existing}
 
 
