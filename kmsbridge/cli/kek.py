@@ -81,7 +81,7 @@ def register(subparsers: Any) -> None:
     imp = add_command(
         group,
         "import",
-        "restore missing KEK items from a backup",
+        "restore missing KEK items from a backup, each proven through KMS first",
         examples="  kmsbridge kek import acme-keks.json --dry-run\n"
         "  kmsbridge kek import acme-keks.json --missing-only",
     )
@@ -93,6 +93,14 @@ def register(subparsers: Any) -> None:
         "or a destroy) instead of refusing",
     )
     _dry_run(imp)
+    imp.add_argument(
+        "--kms-key",
+        dest="kms_keys",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="the org's KMS keys, required when the key table does not hold the org",
+    )
     imp.set_defaults(handler=import_keks)
 
 
@@ -354,7 +362,12 @@ def import_keks(ctx: Context) -> int:
 
     a = ctx.args
     result = import_backup(
-        ctx.store, read_backup(a.file), missing_only=a.missing_only, dry_run=a.dry_run
+        ctx.store,
+        ctx.kms,
+        read_backup(a.file),
+        kms_key_arns=a.kms_keys or None,
+        missing_only=a.missing_only,
+        dry_run=a.dry_run,
     )
     data: dict[str, Any] = {
         "org": result.org,

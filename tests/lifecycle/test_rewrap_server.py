@@ -44,7 +44,7 @@ def test_rotate_rewrap_crash_resume_then_the_old_key_goes(server_world: World) -
     # A backup made now restores the rewrapped items as they are.
     backup = export_org(w.store, w.org)
     w.store.delete_org_items(w.org)
-    assert len(import_backup(w.store, backup).created) == 3
+    assert len(import_backup(w.store, w.wrapper, backup, kms_key_arns=new).created) == 3
     play_all(w, recordings)
 
 
