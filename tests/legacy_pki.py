@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -108,6 +109,19 @@ _KEY_USAGE_BITS = (
     "key_cert_sign",
     "crl_sign",
 )
+
+
+def register(store: Any, org: str, target: Any) -> Any:
+    """Register an export target as a recipient of ``org`` (what the operator does first)."""
+    from kmsbridge.export.recipients import add_recipient, certificate_recipient, kms_recipient
+
+    if target.certificate is not None:
+        der = target.certificate.public_bytes(serialization.Encoding.DER)
+        recipient = certificate_recipient(der, added_by="test", now=FIXED_NOW)
+    else:
+        recipient = kms_recipient(target.kms_key_arn, added_by="test", now=FIXED_NOW)
+    add_recipient(store, org, recipient)
+    return target
 
 
 def openssl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
