@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from kmsbridge.audit import audit
 from kmsbridge.clock import iso
-from kmsbridge.errors import ConflictError, InvalidRequest, NotFound
+from kmsbridge.errors import ConfigurationError, ConflictError, InvalidRequest, NotFound
 from kmsbridge.export.archive import (
     ExportTarget,
     certificate_target,
@@ -80,18 +80,25 @@ def register_pgp_recipient(armored: bytes, *, added_by: str, now: datetime) -> E
     Refused: not OpenPGP, more than one certificate, secret key material (never stored),
     revoked, expired. The key is stored as given, for the PGP export target.
     """
-    import pysequoia  # only the registry and the PGP target need it
+    try:
+        import pysequoia  # only the registry and the PGP target need it
+    except ImportError:
+        raise ConfigurationError(
+            "PGP recipients need the pgp extra (pip install 'kmsbridge[pgp]')"
+        ) from None
 
     if len(armored) > MAX_PGP_KEY_BYTES:
         raise InvalidRequest(f"the PGP key is larger than {MAX_PGP_KEY_BYTES} bytes")
+    secret = (pysequoia.packet.Tag.SecretKey, pysequoia.packet.Tag.SecretSubkey)
     try:
         certs = pysequoia.Cert.split_bytes(armored)
+        packets = [packet.tag for packet in pysequoia.packet.PacketPile.from_bytes(armored)]
     except Exception:  # pysequoia raises RuntimeError with a backtrace: never quoted
-        certs = []
+        certs, packets = [], []
     if len(certs) != 1:
         raise InvalidRequest("the PGP key is not one OpenPGP public certificate")
     cert = certs[0]
-    if cert.has_secret_keys:
+    if any(tag in secret for tag in packets):
         raise InvalidRequest("the PGP key holds secret key material: give the public key only")
     if cert.is_revoked:
         raise InvalidRequest("the PGP key is revoked")
