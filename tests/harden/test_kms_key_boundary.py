@@ -26,7 +26,7 @@ from kmsbridge.keys.kms import UnregisteredKmsKey
 from kmsbridge.lifecycle.rotation import create_org, rotate
 from tests.conftest import FIXED_NOW, Clock, World
 from tests.harden import header_length
-from tests.test_jobs import load_handler, sqs_event
+from tests.integrations.test_jobs import load_handler, sqs_event
 
 
 def snapshot(world: World, *orgs: str) -> Any:
