@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from kmsbridge.clock import utcnow
 from tests.conftest import FIXED_NOW
 
 DAY = timedelta(days=1)
@@ -113,11 +114,18 @@ _KEY_USAGE_BITS = (
 
 def register(store: Any, org: str, target: Any) -> Any:
     """Register an export target as a recipient of ``org`` (what the operator does first)."""
-    from kmsbridge.export.recipients import add_recipient, certificate_recipient, kms_recipient
+    from kmsbridge.export.recipients import (
+        add_recipient,
+        certificate_recipient,
+        kms_recipient,
+        register_pgp_recipient,
+    )
 
     if target.certificate is not None:
         der = target.certificate.public_bytes(serialization.Encoding.DER)
         recipient = certificate_recipient(der, added_by="test", now=FIXED_NOW)
+    elif target.pgp is not None:
+        recipient = register_pgp_recipient(target.pgp.certificate, added_by="test", now=utcnow())
     else:
         recipient = kms_recipient(target.kms_key_arn, added_by="test", now=FIXED_NOW)
     add_recipient(store, org, recipient)

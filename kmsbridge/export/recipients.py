@@ -7,9 +7,9 @@ export (a zip, or a bulk job's every message) is refused with INVALID_REQUEST, b
 recording is read, unless its recipient is registered for the org.
 
 A recipient is named by ``cert:<SHA-256 of the certificate's DER>``, ``pgp:<OpenPGP
-fingerprint>`` or ``kms:<key ARN>``. PGP keys are parsed by pysequoia
-(``register_pgp_recipient``): one public certificate, not revoked, not expired; the armored
-key is stored for the PGP export target (issue 18).
+fingerprint>`` or ``kms:<key ARN>``. PGP keys are checked by the PGP target's own parser
+(``register_pgp_recipient`` calls ``export.pgp.pgp_recipient``) and stored as its public
+packets, what the PGP target encrypts to.
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from kmsbridge.audit import audit
 from kmsbridge.clock import iso
-from kmsbridge.errors import ConfigurationError, ConflictError, InvalidRequest, NotFound
+from kmsbridge.errors import ConflictError, InvalidRequest, NotFound
 from kmsbridge.export.archive import (
     ExportTarget,
     certificate_target,
     check_registered,
     kms_target,
     not_registered,
+    pgp_target,
 )
+from kmsbridge.export.pgp import pgp_recipient
 from kmsbridge.formats import validate_org
 from kmsbridge.keys.records import ExportRecipient, OrgRecord
 
@@ -74,44 +76,20 @@ def kms_recipient(arn: str, *, added_by: str, now: datetime) -> ExportRecipient:
     return ExportRecipient(f"kms:{arn}", "kms", arn, added_by, iso(now))
 
 
-def register_pgp_recipient(armored: bytes, *, added_by: str, now: datetime) -> ExportRecipient:
-    """An OpenPGP public certificate (armored or binary), parsed by pysequoia.
-
-    Refused: not OpenPGP, more than one certificate, secret key material (never stored),
-    revoked, expired. The key is stored as given, for the PGP export target.
-    """
-    try:
-        import pysequoia  # only the registry and the PGP target need it
-    except ImportError:
-        raise ConfigurationError(
-            "PGP recipients need the pgp extra (pip install 'kmsbridge[pgp]')"
-        ) from None
-
-    if len(armored) > MAX_PGP_KEY_BYTES:
+def register_pgp_recipient(data: bytes, *, added_by: str, now: datetime) -> ExportRecipient:
+    """An OpenPGP public certificate (armored or binary), checked by the PGP target's own
+    ``pgp_recipient`` (one public certificate, not revoked or expired, a live encryption
+    subkey Sequoia's policy accepts; a secret key is refused, never stored)."""
+    if len(data) > MAX_PGP_KEY_BYTES:
         raise InvalidRequest(f"the PGP key is larger than {MAX_PGP_KEY_BYTES} bytes")
-    secret = (pysequoia.packet.Tag.SecretKey, pysequoia.packet.Tag.SecretSubkey)
-    try:
-        certs = pysequoia.Cert.split_bytes(armored)
-        packets = [packet.tag for packet in pysequoia.packet.PacketPile.from_bytes(armored)]
-    except Exception:  # pysequoia raises RuntimeError with a backtrace: never quoted
-        certs, packets = [], []
-    if len(certs) != 1:
-        raise InvalidRequest("the PGP key is not one OpenPGP public certificate")
-    cert = certs[0]
-    if any(tag in secret for tag in packets):
-        raise InvalidRequest("the PGP key holds secret key material: give the public key only")
-    if cert.is_revoked:
-        raise InvalidRequest("the PGP key is revoked")
-    if cert.expiration is not None and cert.expiration <= now:
-        raise InvalidRequest(f"the PGP key expired on {iso(cert.expiration)}")
-    user_ids = [str(u) for u in cert.user_ids]
+    recipient = pgp_recipient(data, now)
     return ExportRecipient(
-        recipient_id=f"pgp:{cert.fingerprint.lower()}",
+        recipient_id=f"pgp:{recipient.fingerprint}",
         kind="pgp",
-        label=user_ids[0] if user_ids else cert.fingerprint.lower(),
+        label=recipient.user_ids[0] if recipient.user_ids else recipient.fingerprint,
         added_by=added_by,
         added_at=iso(now),
-        material=str(cert).encode("ascii"),
+        material=recipient.certificate,
     )
 
 
@@ -160,9 +138,11 @@ def target_of(recipient: ExportRecipient, now: datetime | None = None) -> Export
     """The export target of a registered recipient (its certificate still in date)."""
     if recipient.kind == "cert" and recipient.material is not None:
         return certificate_target(recipient.material, now)
+    if recipient.kind == "pgp" and recipient.material is not None:
+        return pgp_target(recipient.material, now)
     if recipient.kind == "kms":
         return kms_target(recipient.label)
-    raise InvalidRequest(f"export to a {recipient.kind} recipient is not available here")
+    raise InvalidRequest(f"the export recipient {recipient.recipient_id} is malformed")
 
 
 def _update(
