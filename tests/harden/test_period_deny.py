@@ -52,7 +52,7 @@ def test_the_export_job_cannot_export_a_revoked_period(
     assert main([*argv, "--from", "2026-11-02", "--to", "2026-11-30"]) == 0
     report = json.loads(capsys.readouterr().out)
     statement = report["statement"]
-    assert statement["Principal"] == "*" and "decryptor_role_arn" not in report
+    assert statement["Principal"] == {"AWS": "*"} and "decryptor_role_arn" not in report
     assert statement["Condition"] == {
         "StringEquals": {"kms:EncryptionContext:kmsbridge:kek": [world.kek_id]}
     }
