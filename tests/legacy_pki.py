@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from kmsbridge.clock import utcnow
 from tests.conftest import FIXED_NOW
 
 DAY = timedelta(days=1)
@@ -64,8 +66,15 @@ def make_identity(
     not_before: datetime | None = None,
     not_after: datetime | None = None,
     issuer_name: str | None = None,
+    path_length: int | None = None,
+    key_usage: set[str] | None = None,
+    basic_constraints: bool = True,
 ) -> Identity:
-    """A certificate for ``key``, signed by ``issuer`` (or self-signed)."""
+    """A certificate for ``key``, signed by ``issuer`` (or self-signed).
+
+    ``key_usage`` names the KeyUsage bits to set (``"key_cert_sign"``, ``"key_encipherment"``
+    ...; none: no KeyUsage extension); ``basic_constraints=False`` leaves that extension out.
+    """
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     signer_key = issuer.key if issuer else key
     issuer_dn = issuer.cert.subject if issuer else name
@@ -80,10 +89,47 @@ def make_identity(
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(not_after or start + 3650 * DAY)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
+    if basic_constraints:
+        constraints = x509.BasicConstraints(ca=ca, path_length=path_length if ca else None)
+        builder = builder.add_extension(constraints, critical=True)
+    if key_usage is not None:
+        bits = {name: name in key_usage for name in _KEY_USAGE_BITS}
+        usage = x509.KeyUsage(**bits, encipher_only=False, decipher_only=False)
+        builder = builder.add_extension(usage, critical=True)
     return Identity(key, builder.sign(signer_key, hashes.SHA256()))
+
+
+_KEY_USAGE_BITS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+)
+
+
+def register(store: Any, org: str, target: Any) -> Any:
+    """Register an export target as a recipient of ``org`` (what the operator does first)."""
+    from kmsbridge.export.recipients import (
+        add_recipient,
+        certificate_recipient,
+        kms_recipient,
+        register_pgp_recipient,
+    )
+
+    if target.certificate is not None:
+        der = target.certificate.public_bytes(serialization.Encoding.DER)
+        recipient = certificate_recipient(der, added_by="test", now=FIXED_NOW)
+    elif target.pgp is not None:
+        recipient = register_pgp_recipient(target.pgp.certificate, added_by="test", now=utcnow())
+    else:
+        recipient = kms_recipient(target.kms_key_arn, added_by="test", now=FIXED_NOW)
+    add_recipient(store, org, recipient)
+    return target
 
 
 def openssl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:

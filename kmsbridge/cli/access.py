@@ -9,7 +9,6 @@ customer to apply, since the key policy is theirs.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from kmsbridge.cli.base import Context, add_command, add_group
@@ -37,10 +36,6 @@ def register(subparsers: Any) -> None:
         parser.add_argument("--from", dest="start", required=True, help=f"first day, {_DATE_HELP}")
         parser.add_argument(
             "--to", dest="end", required=True, help=f"last day (included), {_DATE_HELP}"
-        )
-        parser.add_argument(
-            "--decryptor-role-arn",
-            help="the platform's decryptor role (default: KMSBRIDGE_DECRYPTOR_ROLE_ARN)",
         )
         parser.add_argument(
             "--revoked-kek-ids",
@@ -138,7 +133,7 @@ def restore_window(ctx: Context) -> int:
 
 def _plan(ctx: Context) -> Any:
     from kmsbridge.clock import utcnow
-    from kmsbridge.lifecycle.windows import DECRYPTOR_ROLE_ENV, plan_window
+    from kmsbridge.lifecycle.windows import plan_window
 
     args = ctx.args
     return plan_window(
@@ -146,7 +141,6 @@ def _plan(ctx: Context) -> Any:
         args.org,
         args.start,
         args.end,
-        decryptor_role_arn=args.decryptor_role_arn or os.environ.get(DECRYPTOR_ROLE_ENV),
         already_revoked=args.revoked_kek_ids,
         now=utcnow(),
     )

@@ -8,8 +8,11 @@
     kmsbridge export status s3://D/PREFIX/JOB [--wait]
     kmsbridge export fetch s3://D/PREFIX/JOB -o archive.zip
     kmsbridge export verify archive.zip [--signer signer.pem] [--key KEY]
+    kmsbridge export recipients add|remove ORG (--cert C.pem | --pgp KEY.asc | --kms-key ARN)
+    kmsbridge export recipients list ORG
 
-``start``, ``status``, ``fetch`` and ``verify`` are words of this command, not org names.
+``start``, ``status``, ``fetch``, ``verify`` and ``recipients`` are words of this command,
+not org names. An export goes only to a recipient registered for the org.
 """
 
 from __future__ import annotations
@@ -80,6 +83,12 @@ def _options(parser: argparse.ArgumentParser) -> None:
     job.add_argument("--dest-prefix", help="folder for jobs (default exports/)")
     job.add_argument("--queue-url", help="the jobs SQS queue (default: KMSBRIDGE_JOBS_QUEUE_URL)")
     job.add_argument("--batch-size", type=int, help="recordings per message (1-100, default 20)")
+    who = parser.add_argument_group("recipients add|remove")
+    kind = who.add_mutually_exclusive_group()
+    kind.add_argument("--cert", metavar="C.pem", help="a recipient X.509 certificate")
+    kind.add_argument("--pgp", metavar="KEY.asc", help="a recipient OpenPGP public key")
+    kind.add_argument("--kms-key", metavar="ARN", help="a recipient KMS key (the customer's)")
+    kind.add_argument("--id", dest="recipient_id", help="remove: the recipient's id (list)")
     _safety_options(parser)
 
 
@@ -124,6 +133,8 @@ def export(ctx: Context) -> int:
         from kmsbridge.cli.export_jobs import fetch
 
         return fetch(ctx)
+    if command == "recipients":
+        return _recipients(ctx)
     return _archive(ctx)
 
 
@@ -191,10 +202,13 @@ def _start(ctx: Context) -> int:
         keys += list_keys(ctx, a.source_bucket, a.source_prefix)
     if a.dry_run:
         from kmsbridge.cli.export_jobs import start_plan
+        from kmsbridge.export.archive import check_registered
 
+        check_registered(ctx.store, org, target)  # a dry run says so too
         return start_plan(ctx, org, keys)
     job = start_export_job(
         ctx.clients,
+        store=ctx.store,
         org=org,
         source_bucket=a.source_bucket,
         keys=keys,
@@ -234,3 +248,56 @@ def _status(ctx: Context) -> int:
         text += f"; manifest {status['manifest']}"
     ctx.emit(status, text)
     return 0
+
+
+def _recipients(ctx: Context) -> int:
+    from kmsbridge.errors import InvalidRequest
+    from kmsbridge.export import recipients
+
+    a = ctx.args
+    if len(a.items) != 2 or a.items[0] not in ("add", "list", "remove"):
+        raise InvalidRequest("usage: kmsbridge export recipients add|list|remove ORG [...]")
+    action, org = a.items
+    if action == "list":
+        rows = [_row(r) for r in recipients.list_recipients(ctx.store, org)]
+        lines = [
+            f"{r['id']}  {r['label']}  added by {r['added_by']} at {r['added_at']}" for r in rows
+        ]
+        ctx.emit({"org": org, "recipients": rows}, "\n".join(lines) or f"org {org}: none")
+        return 0
+    if action == "add":
+        added = recipients.add_recipient(ctx.store, org, _recipient(ctx))
+        ctx.emit({"org": org, **_row(added)}, f"org {org}: export recipient {added.recipient_id}")
+        return 0
+    from kmsbridge.cli.kek import operator
+
+    recipient_id = a.recipient_id or _recipient(ctx).recipient_id
+    recipients.remove_recipient(ctx.store, org, recipient_id, removed_by=operator(ctx))
+    ctx.emit({"org": org, "removed": recipient_id}, f"org {org}: removed {recipient_id}")
+    return 0
+
+
+def _recipient(ctx: Context) -> Any:
+    from kmsbridge.cli.kek import operator
+    from kmsbridge.clock import utcnow
+    from kmsbridge.errors import InvalidRequest
+    from kmsbridge.export import recipients
+
+    a, who, now = ctx.args, operator(ctx), utcnow()
+    if a.cert:
+        return recipients.certificate_recipient(Path(a.cert).read_bytes(), added_by=who, now=now)
+    if a.pgp:
+        return recipients.register_pgp_recipient(Path(a.pgp).read_bytes(), added_by=who, now=now)
+    if a.kms_key:
+        return recipients.kms_recipient(a.kms_key, added_by=who, now=now)
+    raise InvalidRequest("name the recipient: --cert C.pem, --pgp KEY.asc or --kms-key ARN")
+
+
+def _row(recipient: Any) -> dict[str, str]:
+    return {
+        "id": recipient.recipient_id,
+        "kind": recipient.kind,
+        "label": recipient.label,
+        "added_by": recipient.added_by,
+        "added_at": recipient.added_at,
+    }

@@ -81,7 +81,7 @@ def register(subparsers: Any) -> None:
     imp = add_command(
         group,
         "import",
-        "restore missing KEK items from a backup",
+        "restore missing KEK items from a backup, each proven through KMS first",
         examples="  kmsbridge kek import acme-keks.json --dry-run\n"
         "  kmsbridge kek import acme-keks.json --missing-only",
     )
@@ -93,6 +93,14 @@ def register(subparsers: Any) -> None:
         "or a destroy) instead of refusing",
     )
     _dry_run(imp)
+    imp.add_argument(
+        "--kms-key",
+        dest="kms_keys",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="the org's KMS keys, required when the key table does not hold the org",
+    )
     imp.set_defaults(handler=import_keks)
 
 
@@ -110,13 +118,18 @@ def _register_rewrap(group: Any) -> None:
         group,
         "rewrap",
         "move an org's KEKs to new KMS keys (resumable: run again after any failure)",
+        description=(
+            "With --kms-key: register those ARNs as the org's KMS keys (audited, as "
+            "'org set-kms-keys') and rewrap every KEK under them. Without: finish moving the "
+            "KEKs to the keys already registered."
+        ),
     )
     rewrap.add_argument("org", nargs="?", help="the org (or --all-orgs)")
     rewrap.add_argument(
         "--kms-key",
         dest="kms_keys",
         action="append",
-        required=True,
+        default=[],
         metavar="ARN",
         help="the full new set of KMS key ARNs; repeat for replicas or regions",
     )
@@ -135,7 +148,8 @@ def _register_rewrap(group: Any) -> None:
     )
     rewrap.add_argument(
         "--queue-url",
-        help="with --all-orgs: send one SQS job per org to the jobs Lambda instead",
+        help="with --all-orgs: register the keys here, then send one SQS job per org "
+        "(the message names no key) to the jobs Lambda",
     )
     _dry_run(rewrap)
     rewrap.set_defaults(handler=rewrap_keks)
@@ -196,7 +210,6 @@ def activate_kek(ctx: Context) -> int:
 
 def rewrap_keks(ctx: Context) -> int:
     from kmsbridge.errors import InvalidRequest
-    from kmsbridge.lifecycle.rewrap import rewrap_org
 
     a = ctx.args
     if a.all_orgs:
@@ -205,8 +218,7 @@ def rewrap_keks(ctx: Context) -> int:
         raise InvalidRequest("give one ORG, or --all-orgs with --from-kms-key [--queue-url]")
     if a.dry_run:
         return _rewrap_plan(ctx)
-    result = rewrap_org(ctx.store, ctx.kms, a.org, a.kms_keys, progress=_progress())
-    _end_progress()
+    result = rewrap_one(ctx, a.org, a.kms_keys)
     counts = {o: result.count(o) for o in ("rewrapped", "already", "destroyed")}
     ctx.emit(
         {"org": result.org, "kms_keys": list(result.kms_keys), **counts},
@@ -222,7 +234,8 @@ def _rewrap_plan(ctx: Context) -> int:
     from kmsbridge.keys.kms import validate_key_arns
     from kmsbridge.lifecycle.rewrap import same_keys
 
-    target = validate_key_arns(ctx.args.kms_keys)
+    # Without --kms-key: the keys the org already registers (finishing a rewrap).
+    target = validate_key_arns(ctx.args.kms_keys or list(ctx.store.get_org(ctx.args.org).kms_keys))
     keks = [
         {"kek": k.kek_id, "state": k.state, "would": "destroyed" if k.state == "destroyed"
          else "already" if same_keys(k.kms_keys, target) else "rewrap"}
@@ -237,16 +250,30 @@ def _rewrap_plan(ctx: Context) -> int:
     return 0
 
 
+def rewrap_one(ctx: Context, org: str, kms_keys: list[str]) -> Any:
+    """Register ``kms_keys`` (when given) as the operator, then rewrap the org's KEKs."""
+    from kmsbridge.lifecycle.rewrap import change_org_kms_keys, rewrap_org
+
+    if kms_keys:
+        result = change_org_kms_keys(
+            ctx.store, ctx.kms, org, kms_keys, set_by=operator(ctx), progress=_progress()
+        )
+    else:
+        result = rewrap_org(ctx.store, ctx.kms, org, progress=_progress())
+    _end_progress()
+    return result
+
+
 def _rewrap_all(ctx: Context) -> int:
     from kmsbridge.errors import InvalidRequest
     from kmsbridge.integrations.aws_lambda.jobs import enqueue, rewrap_message
-    from kmsbridge.lifecycle.rewrap import rewrap_org
+    from kmsbridge.lifecycle.rewrap import set_org_kms_keys
 
     a = ctx.args
-    if a.org or not a.from_keys:
+    if a.org or not a.from_keys or not a.kms_keys:
         raise InvalidRequest(
-            "--all-orgs takes no ORG and needs --from-kms-key ARN to select the orgs "
-            "(never move every customer's orgs to one key)"
+            "--all-orgs takes no ORG and needs --from-kms-key ARN to select the orgs and "
+            "--kms-key ARN for their new keys (never move every customer's orgs to one key)"
         )
     orgs = [o.org for o in ctx.store.list_orgs() if set(o.kms_keys) & set(a.from_keys)]
     if a.dry_run:
@@ -257,13 +284,15 @@ def _rewrap_all(ctx: Context) -> int:
         )
         return 0
     if a.queue_url:
-        messages = (rewrap_message(org, a.kms_keys) for org in orgs)
-        sent = enqueue(ctx.clients.client("sqs"), a.queue_url, messages)
+        who = operator(ctx)
+        for org in orgs:  # the operator registers; the queued jobs only carry it out
+            set_org_kms_keys(ctx.store, org, a.kms_keys, set_by=who)
+        sent = enqueue(ctx.clients.client("sqs"), a.queue_url, map(rewrap_message, orgs))
         ctx.emit({"orgs": orgs, "queued": sent}, f"queued {sent} rewrap job(s)")
         return 0
     for n, org in enumerate(orgs, 1):
         _status(f"[{n}/{len(orgs)}] org {org}")
-        rewrap_org(ctx.store, ctx.kms, org, a.kms_keys, progress=_progress())
+        rewrap_one(ctx, org, a.kms_keys)
     _end_progress()
     ctx.emit({"orgs": orgs, "rewrapped_orgs": len(orgs)}, f"rewrapped {len(orgs)} org(s)")
     return 0
@@ -333,7 +362,12 @@ def import_keks(ctx: Context) -> int:
 
     a = ctx.args
     result = import_backup(
-        ctx.store, read_backup(a.file), missing_only=a.missing_only, dry_run=a.dry_run
+        ctx.store,
+        ctx.kms,
+        read_backup(a.file),
+        kms_key_arns=a.kms_keys or None,
+        missing_only=a.missing_only,
+        dry_run=a.dry_run,
     )
     data: dict[str, Any] = {
         "org": result.org,

@@ -1,4 +1,6 @@
-"""``kmsbridge org``: add an org (its KMS keys, cryptoperiod and first KEK), list, show, set."""
+"""``kmsbridge org``: add an org (its KMS keys, cryptoperiod and first KEK), list, show,
+set, and change its registered KMS keys (``set-kms-keys``: audited, then every KEK is
+rewrapped)."""
 
 from __future__ import annotations
 
@@ -61,8 +63,30 @@ def register(subparsers: Any) -> None:
     )
     change.set_defaults(handler=set_org)
 
+    keys = add_command(
+        group,
+        "set-kms-keys",
+        "register new KMS keys for an org (audited) and rewrap its KEKs under them",
+        description=(
+            "The only way an org's KMS keys change after 'org add'. Records the ARNs, who "
+            "set them and when; the replaced keys still unwrap until every KEK is rewrapped "
+            "(resumable: run again after any failure)."
+        ),
+    )
+    keys.add_argument("org")
+    keys.add_argument(
+        "--kms-key",
+        dest="kms_keys",
+        action="append",
+        required=True,
+        metavar="ARN",
+        help="the full new set of KMS key ARNs; repeat for replicas or other regions",
+    )
+    keys.set_defaults(handler=set_kms_keys)
+
 
 def add_org(ctx: Context) -> int:
+    from kmsbridge.cli.kek import operator
     from kmsbridge.formats import validate_org
     from kmsbridge.keys.kms import validate_key_arns
     from kmsbridge.lifecycle.rotation import create_org
@@ -78,6 +102,7 @@ def add_org(ctx: Context) -> int:
         cryptoperiod_days=a.cryptoperiod_days,
         bits=a.bits,
         certifier=ctx.services.certifier,
+        added_by=operator(ctx),
     )
     ctx.emit(
         {
@@ -98,6 +123,9 @@ def org_dict(org: Any) -> dict[str, Any]:
         "cryptoperiod_days": org.cryptoperiod_days,
         "active_kek": org.active_kek,
         "created_at": org.created_at,
+        "previous_kms_keys": list(org.previous_kms_keys),
+        "kms_keys_set_by": org.kms_keys_set_by,
+        "kms_keys_set_at": org.kms_keys_set_at,
     }
 
 
@@ -153,5 +181,24 @@ def set_org(ctx: Context) -> int:
     ctx.emit(
         org_dict(updated) | {"previous_cryptoperiod_days": org.cryptoperiod_days},
         f"org {updated.org}: cryptoperiod {org.cryptoperiod_days} -> {days} days",
+    )
+    return 0
+
+
+def set_kms_keys(ctx: Context) -> int:
+    from kmsbridge.cli.kek import rewrap_one
+
+    result = rewrap_one(ctx, ctx.args.org, ctx.args.kms_keys)
+    org = ctx.store.get_org(result.org)
+    ctx.emit(
+        {
+            "org": org.org,
+            "kms_keys": list(org.kms_keys),
+            "kms_keys_set_by": org.kms_keys_set_by,
+            "kms_keys_set_at": org.kms_keys_set_at,
+            "rewrapped": result.count("rewrapped"),
+        },
+        f"org {org.org}: KMS keys set by {org.kms_keys_set_by} at {org.kms_keys_set_at}; "
+        f"{result.count('rewrapped')} KEK(s) rewrapped under {len(org.kms_keys)} KMS key(s)",
     )
     return 0

@@ -36,6 +36,9 @@ from kmsbridge.errors import IntegrityError, InvalidRequest
 
 MAX_ENVELOPE_HEADER_BYTES = 1024 * 1024
 MAX_RECIPIENTS = 64
+# EnvelopedData nests about ten deep (RFC 5652 6.1 with RFC 8017 OAEP parameters); BER's
+# constructed strings add a level or two. Anything deeper is refused, never recursed into.
+MAX_NESTING = 32
 CHUNK_BYTES = 1024 * 1024
 
 OID_ENVELOPED_DATA = "1.2.840.113549.1.7.3"
@@ -146,8 +149,9 @@ class _Stream:
         more = self.take(count, counted=counted)
         return tag, int.from_bytes(more, "big"), raw + more
 
-    def element(self, expected: int | None = None) -> tuple[int, bytes]:
+    def element(self, expected: int | None = None, depth: int = 0) -> tuple[int, bytes]:
         """One whole element as (tag, raw TLV bytes), indefinite lengths included."""
+        _check_depth(depth)
         tag, length, raw = self.header()
         if expected is not None and tag != expected:
             raise IntegrityError("the PKCS#7 file is not CMS EnvelopedData as expected")
@@ -155,7 +159,7 @@ class _Stream:
             return tag, raw + self.take(length)
         parts = [raw]
         while True:
-            child_tag, child = self.element()
+            child_tag, child = self.element(depth=depth + 1)
             parts.append(child)
             if child_tag == 0 and child == b"\x00\x00":
                 return tag, b"".join(parts)
@@ -164,6 +168,11 @@ class _Stream:
         tag, _, _ = self.header()
         if tag != expected:
             raise IntegrityError("the PKCS#7 file is not CMS EnvelopedData as expected")
+
+
+def _check_depth(depth: int) -> None:
+    if depth > MAX_NESTING:
+        raise IntegrityError(f"the PKCS#7 file nests more than {MAX_NESTING} levels deep")
 
 
 # ---------------------------------------------------------------- BER in memory
@@ -387,8 +396,11 @@ def _primitive(stream: _Stream, length: int, buffer: memoryview) -> Iterator[mem
         yield buffer[:n]
 
 
-def _constructed(stream: _Stream, length: int | None, buffer: memoryview) -> Iterator[memoryview]:
+def _constructed(
+    stream: _Stream, length: int | None, buffer: memoryview, depth: int = 0
+) -> Iterator[memoryview]:
     """The pieces of a constructed OCTET STRING of ``length`` bytes, or up to end-of-contents."""
+    _check_depth(depth)
     end = None if length is None else stream.position + length
     while end is None or stream.position < end:
         tag, size, _ = stream.header(counted=False)
@@ -397,7 +409,7 @@ def _constructed(stream: _Stream, length: int | None, buffer: memoryview) -> Ite
         if tag == _OCTETS and size is not None:
             yield from _primitive(stream, size, buffer)
         elif tag == _OCTETS | 0x20:
-            yield from _constructed(stream, size, buffer)
+            yield from _constructed(stream, size, buffer, depth + 1)
         else:
             raise IntegrityError("the PKCS#7 file's content is malformed")
     if stream.position != end:

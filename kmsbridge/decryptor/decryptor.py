@@ -38,7 +38,7 @@ from kmsbridge.errors import (
 )
 from kmsbridge.formats import MAX_HEADER_BYTES, validate_kek_id, validate_org
 from kmsbridge.keys.kms import KekWrapper
-from kmsbridge.keys.records import KekRecord
+from kmsbridge.keys.records import KekRecord, OrgRecord
 from kmsbridge.keys.table import KeyStore
 from kmsbridge.recordings.codec import check_org, kek_data_key
 
@@ -163,12 +163,13 @@ class Decryptor:
         """Unwrap each live KEK of the org through KMS now (no cache), keep nothing."""
         validate_org(org)
         checks = []
+        org_record = self.store.get_org(org)
         for record in self.store.list_keks(org):
             if record.state == "destroyed":
                 checks.append(KekCheck(record.kek_id, record.state, DESTROYED))
                 continue
             try:
-                self._load_kek(record)
+                self._load_kek(org_record, record)
             except KmsBridgeError as exc:
                 if isinstance(exc, AccessRevoked):
                     self._access_refused(org)
@@ -223,13 +224,13 @@ class Decryptor:
         """The KEK private key, how it was found, and when KMS's agreement to it lapses."""
         try:
             return self.keks.get_or_load_entry(
-                (org, kek_id), lambda: self._load_kek(self.store.get_kek(org, kek_id))
+                (org, kek_id), lambda: self._load_kek(*self.store.get_kek_with_org(org, kek_id))
             )
         except AccessRevoked:
             self._access_refused(org)
             raise
 
-    def _load_kek(self, record: KekRecord) -> rsa.RSAPrivateKey:
+    def _load_kek(self, org: OrgRecord, record: KekRecord) -> rsa.RSAPrivateKey:
         if record.state == "destroyed" or record.wrapped_private_key is None:
             raise NotFound(
                 f"KEK {record.kek_id} was destroyed on purpose (crypto-shredded) "
@@ -243,6 +244,7 @@ class Decryptor:
             org=record.org,
             kek_id=record.kek_id,
             kms_key_arns=record.kms_keys,
+            registered=org.unwrap_kms_keys,  # a KEK item naming another key gets nothing
         )
         return load_unwrapped_private_key(pkcs8, public)
 

@@ -6,6 +6,7 @@ own KMS key (an AWS Encryption SDK message from a strict KMS master key provider
 encryption context naming the org, the recording and ``purpose=export``), or an OpenPGP
 certificate (what ``gpg --decrypt`` reads, see ``export/pgp.py``).
 
+Only to a recipient registered for the org (``check_registered``, ``recipients.py``).
 Sources are kmsbridge recordings (ESDK messages) or PKCS#7 files of an imported key; both
 are decrypted through the decryptor, so a revoked KMS key stops an export as it stops
 playback. Plaintext never touches disk: each recording is decrypted into memory, hashed,
@@ -41,6 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from kmsbridge.aws import AwsClients, error_for
 from kmsbridge.crypto import cms
@@ -58,6 +60,7 @@ from kmsbridge.formats import (
     validate_org,
 )
 from kmsbridge.keys.kms import region_of
+from kmsbridge.keys.table import KeyStore
 from kmsbridge.legacy.certificates import check_for_encryption
 from kmsbridge.legacy.playback import decrypt_cms_stream
 from kmsbridge.recordings.codec import decrypt_stream
@@ -81,6 +84,16 @@ class ExportTarget:
     @property
     def suffix(self) -> str:
         return {"cms": ".p7m", "pgp": PGP_SUFFIX}.get(self.kind, ".esdk")
+
+    @property
+    def recipient_id(self) -> str:
+        """The id it must be registered under (``export recipients add``)."""
+        if self.certificate is not None:
+            der = self.certificate.public_bytes(Encoding.DER)
+            return f"cert:{hashlib.sha256(der).hexdigest()}"
+        if self.pgp is not None:
+            return f"pgp:{self.pgp.fingerprint}"
+        return f"kms:{self.kms_key_arn}"
 
     def describe(self) -> dict[str, str]:
         if self.pgp is not None:
@@ -121,6 +134,20 @@ def kms_target(arn: str) -> ExportTarget:
 def pgp_target(data: bytes, now: datetime | None = None) -> ExportTarget:
     """An OpenPGP public key (armored or binary) that can receive now (``pgp_recipient``)."""
     return ExportTarget("pgp", pgp=pgp_recipient(data, now))
+
+
+def check_registered(store: KeyStore, org: str, target: ExportTarget) -> None:
+    """Refuse, before any recording is read, a recipient not registered for the org."""
+    registered = {r.recipient_id for r in store.get_org(validate_org(org)).export_recipients}
+    if target.recipient_id not in registered:
+        raise InvalidRequest(not_registered(org, target.recipient_id))
+
+
+def not_registered(org: str, recipient_id: str) -> str:
+    return (
+        f"{recipient_id} is not a registered export recipient of org {org!r} "
+        f"(kmsbridge export recipients add {org} ...); nothing was exported"
+    )
 
 
 @dataclass(frozen=True)
@@ -276,6 +303,7 @@ def export_archive(
     """
     if not sources:
         raise InvalidRequest("name at least one recording to export")
+    check_registered(decryptor.store, org, target)
     entries: list[dict[str, Any]] = []
     names: set[str] = set()
     with (

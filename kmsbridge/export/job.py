@@ -1,28 +1,30 @@
 """Bulk export as a job: recordings in S3, split into SQS messages, exported batch by batch.
 
-``start_export_job`` writes ``job.json`` under the job's folder
-(``s3://DEST/PREFIX/JOB_ID/``) and sends one SQS message per batch of source keys:
-``{"type": "export", "job": ..., "batch": N, "org": ..., "source_bucket": ...,
-"keys": [...], "dest_bucket": ..., "job_prefix": ..., "certificate": <base64 DER> |
-"kms_key": ARN | "pgp": <base64 of the OpenPGP certificate>}``. The jobs Lambda gives
-each message to ``process_export_batch``. With ``signing_key`` (a KMS ECC_NIST_P384
-SIGN_VERIFY key, recorded in ``job.json``) the manifest gets ``manifest.json.sig`` and
-``manifest-signer.pem`` beside it (``export/signing.py``).
+``start_export_job`` refuses a recipient not registered for the org, writes ``job.json``
+under the job's folder (``s3://DEST/PREFIX/JOB_ID/``) and sends one SQS message per batch
+of source keys: ``{"type": "export", "job": ..., "batch": N, "org": ..., "source_bucket":
+..., "keys": [...], "dest_bucket": ..., "job_prefix": ..., "recipient": ID}``. The jobs
+Lambda gives each message to ``process_export_batch``, which checks it against its job
+record before any work (same job, org, source bucket and recipient; the batch's keys
+hash to the one recorded) and takes the recipient from the org's registry, never from the
+message: a hand-written message exports nothing, anywhere. With ``signing_key`` (a KMS
+ECC_NIST_P384 SIGN_VERIFY key, recorded in ``job.json``) the manifest gets
+``manifest.json.sig`` and ``manifest-signer.pem`` beside it (``export/signing.py``).
 
 Idempotent, because SQS delivers at least once: every output key is derived from its
 source key (``recordings/...``); an output that exists is reused, not rewritten, and
 outputs are put with ``If-None-Match: *`` so two deliveries racing write one object.
 A finished batch leaves ``results/batch-NNNNNN.json``; a redelivered message whose result
 exists does nothing more. The worker that sees every batch's result writes
-``manifest.json`` from them (same content whoever writes it). A retryable failure
+``manifest.json`` from them (same content whoever writes it). Results and the manifest are
+put with ``If-None-Match: *`` too: nothing of a job is ever overwritten. A retryable failure
 (KMS throttled or unreachable) raises, so SQS redelivers the message; other per-recording
 failures (missing object, revoked key, damaged file) are recorded in the batch result.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -40,13 +42,14 @@ from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError, NotF
 from kmsbridge.export.archive import (
     Exporter,
     ExportTarget,
-    certificate_target,
-    kms_target,
-    pgp_target,
+    check_registered,
 )
 from kmsbridge.export.manifest import MANIFEST_NAME, entry_name, make_manifest, manifest_json
+from kmsbridge.export.recipients import registered_recipient, target_of
 from kmsbridge.export.signing import ManifestSigner
 from kmsbridge.formats import validate_org
+from kmsbridge.keys.table import KeyStore
+from kmsbridge.legacy.playback import member_error
 
 DEFAULT_BATCH_SIZE = 20
 MAX_BATCH_SIZE = 100  # 100 keys of up to 1 KiB stay well under SQS's 256 KiB message limit
@@ -89,6 +92,7 @@ class JobRef:
 def start_export_job(
     clients: AwsClients,
     *,
+    store: KeyStore,
     org: str,
     source_bucket: str,
     keys: Sequence[str],
@@ -107,6 +111,7 @@ def start_export_job(
         raise InvalidRequest("the export job has no recordings")
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise InvalidRequest(f"batch size must be 1 to {MAX_BATCH_SIZE}")
+    check_registered(store, org, target)
     now = now or utcnow()
     job_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(4).hex()}"
     job = JobRef(dest_bucket, f"{dest_prefix.strip('/')}/{job_id}/".lstrip("/"))
@@ -118,7 +123,9 @@ def start_export_job(
         "created_at": iso(now),
         "source_bucket": source_bucket,
         "batches": len(batches),
+        "batch_keys": [_digest(batch) for batch in batches],
         "recordings": len(keys),
+        "recipient": target.recipient_id,
         **target.describe(),
     }
     if signing_key is not None:
@@ -138,24 +145,19 @@ def start_export_job(
 def _message_common(
     job: JobRef, org: str, source_bucket: str, target: ExportTarget
 ) -> dict[str, Any]:
-    common: dict[str, Any] = {
+    return {
         "type": MESSAGE_TYPE,
         "job": job.job_id,
         "org": org,
         "source_bucket": source_bucket,
         "dest_bucket": job.bucket,
         "job_prefix": job.prefix,
+        "recipient": target.recipient_id,
     }
-    if target.certificate is not None:
-        from cryptography.hazmat.primitives.serialization import Encoding
 
-        der = target.certificate.public_bytes(Encoding.DER)
-        common["certificate"] = base64.b64encode(der).decode("ascii")
-    elif target.pgp is not None:
-        common["pgp"] = base64.b64encode(target.pgp.certificate).decode("ascii")
-    else:
-        common["kms_key"] = target.kms_key_arn
-    return common
+
+def _digest(keys: list[str]) -> str:
+    return hashlib.sha256(json.dumps(keys).encode("utf-8")).hexdigest()
 
 
 def _send(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
@@ -188,12 +190,16 @@ def process_export_batch(
     function's role may write there, and a message must not choose where plaintext-derived
     exports go.
     """
-    job, batch, org, keys, target = _parse_message(message, now)
+    job, batch, org, keys = _parse_message(message)
     if export_bucket is not None and job.bucket != export_bucket:
         raise InvalidRequest(
             f"this deployment exports only to its export bucket, not to {job.bucket!r}"
         )
     s3 = clients.client("s3")
+    record = _job_record(s3, job)
+    _check_against_record(message, record, job, batch, keys)
+    recipient = registered_recipient(decryptor.store, org, str(message["recipient"]))
+    target = target_of(recipient, now)
     result_key = f"{job.prefix}results/batch-{batch:06d}.json"
     done = _get_json(s3, job.bucket, result_key)
     if done is None:
@@ -203,15 +209,13 @@ def process_export_batch(
                 _export_object(s3, exporter, source_bucket, key, job, target.suffix) for key in keys
             ]
         done = {"job": job.job_id, "batch": batch, "recordings": entries}
-        with translated("s3", "the job folder"):
-            s3.put_object(Bucket=job.bucket, Key=result_key, Body=_json(done))
+        if not _put_new(s3, job.bucket, result_key, _json(done)):
+            done = _get_json(s3, job.bucket, result_key) or done  # another delivery won
     _finish_if_complete(s3, job, clients)
     return done
 
 
-def _parse_message(
-    message: Mapping[str, Any], now: datetime | None
-) -> tuple[JobRef, int, str, list[str], ExportTarget]:
+def _parse_message(message: Mapping[str, Any]) -> tuple[JobRef, int, str, list[str]]:
     try:
         if message["type"] != MESSAGE_TYPE:
             raise InvalidRequest(f"not an export message (type {message['type']!r})")
@@ -219,15 +223,45 @@ def _parse_message(
         batch, org, keys = int(message["batch"]), validate_org(message["org"]), message["keys"]
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise InvalidRequest("an export message's keys must be a list of S3 keys")
-        if "certificate" in message:
-            target = certificate_target(base64.b64decode(message["certificate"]), now)
-        elif "pgp" in message:
-            target = pgp_target(base64.b64decode(message["pgp"]), now)
-        else:
-            target = kms_target(str(message["kms_key"]))
-    except (KeyError, TypeError, ValueError, binascii.Error):
+        str(message["recipient"])
+    except (KeyError, TypeError, ValueError):
         raise InvalidRequest("the export message is malformed") from None
-    return job, batch, org, keys, target
+    return job, batch, org, keys
+
+
+def _check_against_record(
+    message: Mapping[str, Any], record: dict[str, Any], job: JobRef, batch: int, keys: list[str]
+) -> None:
+    """The message must be one its job sent: nothing in it is trusted beyond the record."""
+    same = all(
+        message.get(name) == record.get(name)
+        for name in ("job", "org", "source_bucket", "recipient")
+    )
+    digests = record.get("batch_keys")
+    if (
+        not same
+        or record.get("job") != job.job_id
+        or not isinstance(digests, list)
+        or not 1 <= batch <= len(digests)
+        or digests[batch - 1] != _digest(keys)
+    ):
+        raise InvalidRequest(
+            "the export message does not match its job record (job, org, source, recipient "
+            "or recordings); nothing was exported"
+        )
+
+
+def _put_new(s3: Any, bucket: str, key: str, body: bytes) -> bool:
+    """Put an object only if none is there; False when one already is (never overwritten)."""
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+    except ClientError as exc:
+        if client_error_code(exc) in ("PreconditionFailed", "412"):
+            return False
+        raise error_for(exc, "s3", what=f"s3://{bucket}/{key}") from exc
+    except BotoCoreError as exc:
+        raise error_for(exc, "s3", what=f"s3://{bucket}/{key}") from exc
+    return True
 
 
 def _export_object(
@@ -243,6 +277,10 @@ def _export_object(
         if exc.retryable:
             raise  # SQS redelivers the message; nothing of this recording was written
         return {**entry, "ok": False, "error": exc.to_dict()}
+    except BotoCoreError as exc:
+        raise error_for(exc, "s3", what=f"s3://{source_bucket}/{key}") from exc
+    except Exception as exc:  # a hostile recording fails alone, not the batch (no poison loop)
+        return {**entry, "ok": False, "error": member_error(exc).to_dict()}
     return {**entry, "ok": True, **existing}
 
 
@@ -313,15 +351,16 @@ def _finish_if_complete(s3: Any, job: JobRef, clients: AwsClients) -> dict[str, 
     }
     body = manifest_json(manifest)
     # Signed before anything is written: a manifest is published with its signature or not.
+    # ECDSA signatures differ run to run, but the manifest's bytes do not (they come from
+    # job.json and the results), so a signature left by an earlier run still verifies it.
     extra = (
         ManifestSigner(clients, record["signing_key"]).sign_manifest(body)
         if record.get("signing_key")
         else {}
     )
-    with translated("s3", "the job folder"):
-        for name, data in extra.items():
-            s3.put_object(Bucket=job.bucket, Key=job.prefix + name, Body=data)
-        s3.put_object(Bucket=job.bucket, Key=job.prefix + MANIFEST_NAME, Body=body)
+    for name, data in extra.items():
+        _put_new(s3, job.bucket, job.prefix + name, data)
+    _put_new(s3, job.bucket, job.prefix + MANIFEST_NAME, body)
     return manifest
 
 

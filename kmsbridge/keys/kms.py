@@ -7,6 +7,11 @@ one encrypted data key each, so any one of them unwraps; replicas of one multi-r
 share one data key. Unwrapping tries the ARNs one at a time, the local region first, and
 accepts the result only if the returned context is exactly the expected one.
 
+Every wrap and unwrap names the org's registered ARNs (``registered``: what ``org add`` or
+the audited ``org set-kms-keys`` recorded in the org's settings item) and refuses any ARN
+outside them with WRONG_ORG before any KMS call: a KEK item, a job message or a caller that
+names another tenant's key gets nothing, whatever IAM would allow.
+
 KMS errors become the library's: disabled, pending deletion or denied -> ACCESS_REVOKED;
 unknown key -> NOT_FOUND; bad ciphertext or context -> INTEGRITY; throttling, 5xx and
 network faults after botocore's adaptive retries -> KMS_UNAVAILABLE (retryable).
@@ -73,6 +78,20 @@ KEY_STATE_NOT_VISIBLE = "NotVisible"
 MAX_KEK_DATA_KEYS = 8
 
 
+class UnregisteredKmsKey(WrongOrg):
+    """A KMS key ARN that is not one of the org's registered keys (no KMS call made)."""
+
+
+def check_registered(org: str, kms_key_arns: Sequence[str], registered: Sequence[str]) -> None:
+    """Refuse any ARN that the org's settings item does not register, before any KMS call."""
+    foreign = [arn for arn in kms_key_arns if arn not in set(registered)]
+    if foreign:
+        raise UnregisteredKmsKey(
+            f"KMS key {foreign[0]} is not registered for org {org!r} "
+            f"(kmsbridge org set-kms-keys {org} --kms-key ARN); no KMS call was made"
+        )
+
+
 class NotWrappedUnder(IntegrityError):
     """The blob has no data key for the KMS key tried (no KMS call made): try the next ARN."""
 
@@ -104,10 +123,18 @@ class KekWrapper:
     # ------------------------------------------------------------ public
 
     def wrap(
-        self, pkcs8_der: bytes, *, org: str, kek_id: str, kms_key_arns: Sequence[str]
+        self,
+        pkcs8_der: bytes,
+        *,
+        org: str,
+        kek_id: str,
+        kms_key_arns: Sequence[str],
+        registered: Sequence[str],
     ) -> bytes:
-        """An ESDK message of the PKCS#8 key under every listed ARN (one per MRK)."""
+        """An ESDK message of the PKCS#8 key under every listed ARN (one per MRK), each of
+        which must be one of the org's ``registered`` ARNs."""
         arns = distinct_keys(kms_key_arns)
+        check_registered(org, arns, registered)
         provider = self._provider(tuple(arns))
         blob, _ = self._call(
             lambda: self._esdk.encrypt(
@@ -119,10 +146,20 @@ class KekWrapper:
         )
         return bytes(blob)
 
-    def unwrap(self, blob: bytes, *, org: str, kek_id: str, kms_key_arns: Sequence[str]) -> bytes:
-        """The PKCS#8 key of a wrapped KEK, trying each ARN (local region first)."""
+    def unwrap(
+        self,
+        blob: bytes,
+        *,
+        org: str,
+        kek_id: str,
+        kms_key_arns: Sequence[str],
+        registered: Sequence[str],
+    ) -> bytes:
+        """The PKCS#8 key of a wrapped KEK, trying each ARN (local region first); every ARN
+        must be one of the org's ``registered`` ARNs."""
         if not kms_key_arns:
             raise IntegrityError("the KEK lists no KMS key")
+        check_registered(org, kms_key_arns, registered)
         errors: list[KmsBridgeError] = []
         for arn in self._local_first(kms_key_arns):
             provider = self._provider((arn,))
@@ -304,7 +341,10 @@ def verify_wrapped(
     org: str,
     public: KekPublicKey,
     kms_key_arns: Sequence[str],
+    registered: Sequence[str],
 ) -> None:
     """Unwrap a blob through KMS and check it holds the private half of ``public``."""
-    pkcs8 = kms.unwrap(blob, org=org, kek_id=public.kek_id, kms_key_arns=kms_key_arns)
+    pkcs8 = kms.unwrap(
+        blob, org=org, kek_id=public.kek_id, kms_key_arns=kms_key_arns, registered=registered
+    )
     load_unwrapped_private_key(pkcs8, public)

@@ -24,14 +24,52 @@ STATES = tuple(KekState)
 DEFAULT_CRYPTOPERIOD_DAYS = 90
 
 
+RECIPIENT_KINDS = ("cert", "pgp", "kms")
+
+
+@dataclass(frozen=True)
+class ExportRecipient:
+    """One export recipient registered for an org (``export recipients add``).
+
+    ``recipient_id`` names it in job records and messages: ``cert:<SHA-256 of the DER>``,
+    ``pgp:<OpenPGP fingerprint>`` or ``kms:<key ARN>``. ``material`` is the certificate's
+    DER or the armored OpenPGP public key (none for a KMS key); ``label`` is for people.
+    """
+
+    recipient_id: str
+    kind: str
+    label: str
+    added_by: str
+    added_at: str
+    material: bytes | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True)
 class OrgRecord:
+    """An org's settings item.
+
+    ``kms_keys`` are the org's registered KMS keys: what new KEKs are wrapped under, fixed
+    at ``org add`` and changed only by ``org set-kms-keys`` (who and when in
+    ``kms_keys_set_by`` / ``kms_keys_set_at``). ``previous_kms_keys`` are the keys they
+    replaced while a rewrap moves the org's KEKs off them: still accepted to unwrap, never
+    to wrap, dropped when no KEK lists them.
+    """
+
     org: str
     kms_keys: tuple[str, ...]
     cryptoperiod_days: int
     active_kek: str
     created_at: str
     version: int = 1
+    previous_kms_keys: tuple[str, ...] = ()
+    kms_keys_set_by: str | None = None
+    kms_keys_set_at: str | None = None
+    export_recipients: tuple[ExportRecipient, ...] = ()
+
+    @property
+    def unwrap_kms_keys(self) -> tuple[str, ...]:
+        """Every ARN a KEK of this org may be unwrapped under: current and previous keys."""
+        return tuple(dict.fromkeys((*self.kms_keys, *self.previous_kms_keys)))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from kmsbridge.errors import (
     KmsBridgeError,
     NotFound,
 )
-from kmsbridge.keys.records import STATES, KekRecord, KekState, OrgRecord
+from kmsbridge.keys.records import STATES, ExportRecipient, KekRecord, KekState, OrgRecord
 
 DEFAULT_TABLE = "kmsbridge-keks"
 ORG_SORT_KEY = "#org"
@@ -90,6 +90,12 @@ class KeyStore:
     def active_kek(self, org: str) -> tuple[OrgRecord, KekRecord]:
         org_record = self.get_org(org)
         return org_record, self.get_kek(org, org_record.active_kek)
+
+    def get_kek_with_org(self, org: str, kek_id: str) -> tuple[OrgRecord, KekRecord]:
+        """A KEK item and its org's settings item (the decryptor needs the org's registered
+        KMS keys to unwrap a KEK). Two GetItems: TransactGetItems would need its own IAM
+        action under moto's enforcement, BatchGetItem another."""
+        return self.get_org(org), self.get_kek(org, kek_id)
 
     # ------------------------------------------------------------ writes
 
@@ -176,14 +182,23 @@ class KeyStore:
             },
         }
 
-    def update_org_keys(self, org: OrgRecord, kms_keys: Sequence[str]) -> OrgRecord:
-        """Record the org's new KMS key ARNs (conditional on its version)."""
-        value = {"L": [{"S": a} for a in kms_keys]}
+    def update_org(self, org: OrgRecord, **changes: Any) -> OrgRecord:
+        """Change fields of the org's settings item, conditional on its version.
+
+        For the registered KMS keys (``kms_keys``, ``previous_kms_keys``, who and when) and
+        the export recipients; the active KEK changes only through ``activate``.
+        """
+        if not set(changes) <= _ORG_UPDATABLE:
+            raise InvalidRequest(f"org fields {sorted(set(changes) - _ORG_UPDATABLE)} are fixed")
+        updated = replace(org, **changes, version=org.version + 1)
+        item = org_to_item(updated)
+        attrs = {name: item[name] for name in changes if name in item}
+        gone = [name for name in changes if name not in item]
         with _aws_errors(
             self.table, conflict=f"org {org.org!r} changed concurrently; re-read and retry"
         ):
-            self.client.update_item(**self._org_update(org, {"kms_keys": value}))
-        return replace(org, kms_keys=tuple(kms_keys), version=org.version + 1)
+            self.client.update_item(**self._org_update(org, attrs, remove=gone))
+        return updated
 
     def update_kek(self, record: KekRecord, **changes: Any) -> KekRecord:
         """Change attributes of a KEK item, conditional on its version (optimistic)."""
@@ -298,14 +313,18 @@ class KeyStore:
             },
         }
 
-    def _org_update(self, org: OrgRecord, attrs: dict[str, Any]) -> dict[str, Any]:
+    def _org_update(
+        self, org: OrgRecord, attrs: dict[str, Any], remove: Sequence[str] = ()
+    ) -> dict[str, Any]:
         names = {f"#a{i}": k for i, k in enumerate(attrs)}
+        names |= {f"#r{i}": k for i, k in enumerate(remove)}
         values = {f":a{i}": v for i, v in enumerate(attrs.values())}
-        sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(attrs)))
+        sets = "".join(f"#a{i} = :a{i}, " for i in range(len(attrs)))
+        removes = " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove))) if remove else ""
         return {
             "TableName": self.table,
             "Key": _key(org.org, ORG_SORT_KEY),
-            "UpdateExpression": f"SET {sets}, version = :next",
+            "UpdateExpression": f"SET {sets}version = :next{removes}",
             "ConditionExpression": "version = :v",
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {
@@ -317,6 +336,9 @@ class KeyStore:
 
 
 _ATTRIBUTE_NAMES = {"kek_id": "kek"}
+_ORG_UPDATABLE = frozenset(
+    {"kms_keys", "previous_kms_keys", "kms_keys_set_by", "kms_keys_set_at", "export_recipients"}
+)
 
 
 def _key(org: str, sort_key: str) -> dict[str, Any]:
@@ -360,7 +382,7 @@ class _aws_errors:
 
 
 def org_to_item(org: OrgRecord) -> dict[str, Any]:
-    return {
+    item: dict[str, Any] = {
         **_key(org.org, ORG_SORT_KEY),
         "kms_keys": {"L": [{"S": a} for a in org.kms_keys]},
         "cryptoperiod_days": {"N": str(org.cryptoperiod_days)},
@@ -368,16 +390,55 @@ def org_to_item(org: OrgRecord) -> dict[str, Any]:
         "created_at": {"S": org.created_at},
         "version": {"N": str(org.version)},
     }
+    if org.previous_kms_keys:
+        item["previous_kms_keys"] = {"L": [{"S": a} for a in org.previous_kms_keys]}
+    for name in ("kms_keys_set_by", "kms_keys_set_at"):
+        if getattr(org, name) is not None:
+            item[name] = {"S": getattr(org, name)}
+    if org.export_recipients:
+        item["export_recipients"] = {"L": [_recipient_to_item(r) for r in org.export_recipients]}
+    return item
 
 
 def org_from_item(item: dict[str, Any]) -> OrgRecord:
+    def strings(name: str) -> tuple[str, ...]:
+        return tuple(a["S"] for a in item.get(name, {"L": []})["L"])
+
     return OrgRecord(
         org=item["org"]["S"],
-        kms_keys=tuple(a["S"] for a in item["kms_keys"]["L"]),
+        kms_keys=strings("kms_keys"),
         cryptoperiod_days=int(item["cryptoperiod_days"]["N"]),
         active_kek=item["active_kek"]["S"],
         created_at=item["created_at"]["S"],
         version=int(item["version"]["N"]),
+        previous_kms_keys=strings("previous_kms_keys"),
+        kms_keys_set_by=item.get("kms_keys_set_by", {}).get("S"),
+        kms_keys_set_at=item.get("kms_keys_set_at", {}).get("S"),
+        export_recipients=tuple(
+            _recipient_from_item(r["M"]) for r in item.get("export_recipients", {"L": []})["L"]
+        ),
+    )
+
+
+def _recipient_to_item(recipient: ExportRecipient) -> dict[str, Any]:
+    fields = {
+        name: {"S": getattr(recipient, name)}
+        for name in ("recipient_id", "kind", "label", "added_by", "added_at")
+    }
+    if recipient.material is not None:
+        fields["material"] = {"B": recipient.material}
+    return {"M": fields}
+
+
+def _recipient_from_item(fields: dict[str, Any]) -> ExportRecipient:
+    material = fields.get("material")
+    return ExportRecipient(
+        recipient_id=fields["recipient_id"]["S"],
+        kind=fields["kind"]["S"],
+        label=fields["label"]["S"],
+        added_by=fields["added_by"]["S"],
+        added_at=fields["added_at"]["S"],
+        material=bytes(material["B"]) if material is not None else None,
     )
 
 

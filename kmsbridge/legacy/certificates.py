@@ -1,10 +1,11 @@
 """Certificates of imported keys: loading, key-pair match, chains, validity.
 
-Chain checks use explicit signature checks (``verify_directly_issued_by``), not
+Chain checks use explicit signature checks (``verify_directly_issued_by``) and the RFC 5280
+issuer constraints (CA flag, keyCertSign, path length), not
 ``cryptography.x509.verification``: that verifier enforces the Web PKI profile and a
 validation time for every certificate, which refuses what legacy recording certificates
-are (expired, SHA-1 signed, no EKU or SAN). The operator supplies the root, so this check
-proves the bundle is consistent and signed as claimed; it does not establish trust.
+are (expired, SHA-1 signed, no EKU or SAN). The path must end at a root the operator's
+bundle holds (``--ca``): that is the trust the operator vouches for.
 """
 
 from __future__ import annotations
@@ -78,13 +79,26 @@ def check_key_pair(certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> Non
         raise InvalidRequest("the private key does not match the certificate's public key")
 
 
+def check_leaf_usage(certificate: x509.Certificate) -> None:
+    """The KEK certificate must allow key transport: keyEncipherment, when it limits usage."""
+    usage = _key_usage(certificate)
+    if usage is not None and not usage.key_encipherment:
+        raise InvalidRequest(
+            "the certificate's key usage does not allow keyEncipherment, so its key may not "
+            "wrap recording keys"
+        )
+
+
 def verify_chain(
     certificate: x509.Certificate, bundle: Sequence[x509.Certificate]
 ) -> list[x509.Certificate]:
-    """The path from ``certificate`` to a self-signed root in ``bundle``, all signatures checked."""
+    """The path from ``certificate`` to a self-signed root of ``bundle``, as RFC 5280 6.1
+    checks it (but for dates): every signature, every issuer a CA (basicConstraints
+    CA=true) allowed to sign certificates (keyCertSign, when key usage is present), within
+    its path length. A self-signed ``certificate`` passes only if the bundle holds it."""
     path = [certificate]
     current = certificate
-    while current.issuer != current.subject:
+    while not _self_issued(current):
         issuer = next((c for c in bundle if c.subject == current.issuer and c not in path), None)
         if issuer is None:
             raise IntegrityError(
@@ -92,11 +106,20 @@ def verify_chain(
                 f"the issuer of {current.subject.rfc4514_string()!r}"
             )
         _check_signature(current, issuer)
-        _check_ca(issuer)
+        _check_ca(issuer, below=len(path) - 1)
         path.append(issuer)
         current = issuer
     _check_signature(current, current)  # the root signs itself
+    if current not in bundle:
+        raise IntegrityError(
+            f"the path ends at {current.subject.rfc4514_string()!r}, which is not in the CA "
+            "bundle: a self-signed certificate is trusted only if the bundle holds it"
+        )
     return path
+
+
+def _self_issued(certificate: x509.Certificate) -> bool:
+    return certificate.issuer == certificate.subject
 
 
 def _check_signature(subject: x509.Certificate, issuer: x509.Certificate) -> None:
@@ -109,13 +132,30 @@ def _check_signature(subject: x509.Certificate, issuer: x509.Certificate) -> Non
         ) from None
 
 
-def _check_ca(issuer: x509.Certificate) -> None:
+def _check_ca(issuer: x509.Certificate, *, below: int) -> None:
+    """``issuer`` signed a certificate with ``below`` CA certificates between it and the leaf."""
+    name = issuer.subject.rfc4514_string()
     try:
-        is_ca = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
-        is_ca = issuer.version == x509.Version.v1  # v1 certificates predate the extension
-    if not is_ca:
-        raise IntegrityError(f"{issuer.subject.rfc4514_string()!r} is not a CA certificate")
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise IntegrityError(f"{name!r} is not a CA certificate (basicConstraints CA=true)")
+    usage = _key_usage(issuer)
+    if usage is not None and not usage.key_cert_sign:
+        raise IntegrityError(f"{name!r} is a CA whose key usage does not allow keyCertSign")
+    if constraints.path_length is not None and below > constraints.path_length:
+        raise IntegrityError(
+            f"{name!r} allows {constraints.path_length} CA certificate(s) below it, "
+            f"the path has {below}"
+        )
+
+
+def _key_usage(certificate: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 def validity(certificate: x509.Certificate, now: datetime) -> str:

@@ -3,12 +3,14 @@
 Import (``import_key_pair``): a PEM private key (PKCS#1, PKCS#8 or encrypted PKCS#8; the
 password comes from the caller, never a command line), a PEM certificate, optionally a CA
 bundle (intermediates then root). Refused: RSA under 2048 bits, a key that is not the
-certificate's (INVALID_REQUEST), a chain whose signatures do not verify up to a
-self-signed root (INTEGRITY). The key is wrapped under the org's KMS keys at once, the
-blob unwrapped once as proof, and stored as a KEK item with ``source`` "imported", the
-certificate's DER beside it, ``retired`` (decrypt-only) unless activated. A certificate
-not yet valid may be imported but is refused for new encryption (``check_for_encryption``);
-an expired one still decrypts.
+certificate's or a certificate whose key usage excludes keyEncipherment (INVALID_REQUEST);
+with a CA bundle, a path that does not end at a root the bundle holds (a self-signed leaf
+included), a signature that does not verify, an issuer that is not a CA allowed to sign
+certificates (keyCertSign) or exceeds its path length (INTEGRITY). The key is wrapped under
+the org's KMS keys at once, the blob unwrapped once as proof, and stored as a KEK item with
+``source`` "imported", the certificate's DER beside it, ``retired`` (decrypt-only) unless
+activated. A certificate not yet valid may be imported but is refused for new encryption
+(``check_for_encryption``); an expired one still decrypts.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from kmsbridge.keys.table import KeyStore
 from kmsbridge.legacy.certificates import (
     check_for_encryption,
     check_key_pair,
+    check_leaf_usage,
     load_ca_bundle,
     load_certificate,
     load_private_key,
@@ -66,6 +69,7 @@ def import_key_pair(
     certificate = load_certificate(certificate_pem)
     key = load_private_key(private_key_pem, password)
     check_key_pair(certificate, key)
+    check_leaf_usage(certificate)
     chain = verify_chain(certificate, load_ca_bundle(ca_bundle_pem)) if ca_bundle_pem else []
     if activate:
         check_for_encryption(certificate, now)
@@ -74,9 +78,9 @@ def import_key_pair(
     _check_not_imported(store, org, public.kek_id)
     arns = org_record.kms_keys
     pkcs8 = private_key_pkcs8(key)
-    blob = kms.wrap(pkcs8, org=org, kek_id=public.kek_id, kms_key_arns=arns)
+    blob = kms.wrap(pkcs8, org=org, kek_id=public.kek_id, kms_key_arns=arns, registered=arns)
     del key, pkcs8
-    verify_wrapped(kms, blob, org=org, public=public, kms_key_arns=arns)
+    verify_wrapped(kms, blob, org=org, public=public, kms_key_arns=arns, registered=arns)
     stamp = iso(now)
     record = KekRecord(
         org=org,

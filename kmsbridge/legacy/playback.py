@@ -6,27 +6,42 @@ identifier) to the org's imported certificates, and its content key is decrypted
 decryptor (``Decryptor.key_transport``): the KEK is unwrapped just in time through KMS,
 cached for at most its max age and evicted on revocation, exactly as for recordings.
 
+An archive is untrusted input, member by member: a member whose declared size is over
+``MAX_MEMBER_BYTES`` or whose compression ratio is over ``MAX_MEMBER_RATIO`` (PKCS#7
+content is ciphertext: it does not compress; a zip bomb does) is refused before a byte is
+inflated, the bytes read are counted against the same cap, and any failure of one member
+(every exception) is that member's result with a code: the other members still play.
 """
 
 from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from cryptography import x509
 
 from kmsbridge.crypto import cms
 from kmsbridge.decryptor.decryptor import Decryptor
-from kmsbridge.errors import IntegrityError, InvalidRequest, KmsBridgeError, NotFound
+from kmsbridge.errors import (
+    IntegrityError,
+    InternalError,
+    InvalidRequest,
+    KmsBridgeError,
+    NotFound,
+)
 from kmsbridge.files import atomic_output
 from kmsbridge.formats import validate_org
 from kmsbridge.keys.table import KeyStore
 
 P7M_SUFFIXES = (".p7m", ".p7", ".pkcs7")
+MAX_MEMBER_BYTES = 4 * 1024**3  # larger than any call recording kept as one PKCS#7 file
+MAX_MEMBER_RATIO = 100  # ciphertext deflates to about 1:1; deflate's own maximum is ~1032:1
 
 
 @dataclass(frozen=True)
@@ -51,15 +66,6 @@ class FileResult:
     kek: str | None = None
     error: dict[str, object] | None = None
     cipher: str | None = None
-
-
-# ---------------------------------------------------------------- loading PEM
-
-
-# ---------------------------------------------------------------- checks
-
-
-# ---------------------------------------------------------------- import
 
 
 # ---------------------------------------------------------------- playback
@@ -149,6 +155,7 @@ def decrypt_archive(
     org: str,
     decryptor: Decryptor,
     progress: Callable[[int, int, str], None] | None = None,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> list[FileResult]:
     """Decrypt every file of a zip of PKCS#7 files into ``target_dir``; one result per file.
 
@@ -167,44 +174,89 @@ def decrypt_archive(
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
         for done, member in enumerate(members, 1):
-            results.append(
-                _decrypt_member(archive, member, out_dir, written, org, decryptor, recipients)
-            )
+            reader = _MemberReader(archive, member, max_member_bytes)
+            results.append(_decrypt_member(reader, out_dir, written, org, decryptor, recipients))
             if progress is not None:
                 progress(done, len(members), member.filename)
     return results
 
 
 def _decrypt_member(
-    archive: zipfile.ZipFile,
-    member: zipfile.ZipInfo,
+    reader: _MemberReader,
     out_dir: Path,
     written: set[PurePosixPath],
     org: str,
     decryptor: Decryptor,
     recipients: LegacyRecipients,
 ) -> FileResult:
+    name = reader.member.filename
     try:
-        relative = _output_name(member.filename, written)
+        relative = _output_name(name, written)
         target = out_dir.joinpath(*relative.parts)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(member) as src, atomic_output(target) as out:
+        reader.check_declared()
+        with reader.open() as src, atomic_output(target) as out:
             info = decrypt_cms_stream(
-                src,  # type: ignore[arg-type]
-                out,
-                org=org,
-                decryptor=decryptor,
-                recipients=recipients,
-                name=member.filename,
+                src, out, org=org, decryptor=decryptor, recipients=recipients, name=name
             )
-    except KmsBridgeError as exc:
-        return FileResult(member.filename, False, error=exc.to_dict())
-    except (zipfile.BadZipFile, OSError) as exc:
-        error = IntegrityError(f"the archive member cannot be read ({type(exc).__name__})")
-        return FileResult(member.filename, False, error=error.to_dict())
+    except Exception as exc:  # one bad member fails alone, whatever went wrong in it
+        return FileResult(name, False, error=member_error(exc).to_dict())
     return FileResult(
-        member.filename, True, str(target), info.plaintext_bytes, info.kek_id, cipher=info.cipher
+        name, True, str(target), info.plaintext_bytes, info.kek_id, cipher=info.cipher
     )
+
+
+def member_error(exc: Exception) -> KmsBridgeError:
+    """The coded error for one member's failure (messages never quote the member's bytes)."""
+    if isinstance(exc, KmsBridgeError):
+        return exc
+    if isinstance(exc, zipfile.BadZipFile | OSError | EOFError | zlib.error | RecursionError):
+        return IntegrityError(f"the archive member cannot be read ({type(exc).__name__})")
+    return InternalError(f"the archive member failed unexpectedly ({type(exc).__name__})")
+
+
+class _MemberReader:
+    """One zip member, refused above its caps before it is inflated, counted as it is read."""
+
+    def __init__(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int) -> None:
+        self.archive = archive
+        self.member = member
+        self.limit = limit
+        self.read_bytes = 0
+        self._source: IO[bytes] | None = None
+
+    def check_declared(self) -> None:
+        size, packed = self.member.file_size, self.member.compress_size
+        if size > self.limit:
+            raise InvalidRequest(f"the archive member is larger than {self.limit} bytes")
+        if size > packed * MAX_MEMBER_RATIO:
+            raise IntegrityError(
+                f"the archive member inflates more than {MAX_MEMBER_RATIO}:1, which "
+                "encrypted content never does (a compression bomb); it was not read"
+            )
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        with self.archive.open(self.member) as source:
+            self._source = source
+            yield cast(BinaryIO, self)
+
+    def read(self, n: int = -1) -> bytes:
+        assert self._source is not None
+        data = self._source.read(n if n >= 0 else self.limit + 1 - self.read_bytes)
+        self._count(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        assert self._source is not None
+        n = self._source.readinto(buffer)  # type: ignore[attr-defined]
+        self._count(int(n or 0))
+        return int(n or 0)
+
+    def _count(self, n: int) -> None:
+        self.read_bytes += n
+        if self.read_bytes > self.limit:  # the declared size lied
+            raise IntegrityError(f"the archive member inflates past {self.limit} bytes")
 
 
 def _output_name(name: str, written: set[PurePosixPath]) -> PurePosixPath:

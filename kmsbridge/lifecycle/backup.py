@@ -4,9 +4,16 @@ A backup is JSON: ``{"kmsbridge_backup": 1, "org", "exported_at", "items": [...]
 "checksum": "sha256:<hex>"}``. ``items`` are the org's settings item and its KEK items as
 DynamoDB attribute values, binaries in base64. The checksum is SHA-256 over the canonical
 JSON of everything else (sorted keys, no spaces, ASCII), so any change to the file is
-found before anything is written. It catches damage, not forgery: a forged item is still
-refused at use, because the wrapped key is authenticated by KMS and the ESDK with the
-org and KEK id as context, and the decryptor checks it against the item's public key.
+found before anything is written. It catches damage, not forgery: anyone can recompute it.
+
+Forgery is caught by KMS before anything is written: every KEK item the import would write
+is unwrapped through KMS under the org's registered keys, its context must name the org and
+the KEK id, and the key must be the private half of the item's public key; a KEK item
+without a wrapped key must be a destroyed tombstone, never the active KEK. One item that
+fails refuses the whole file (INTEGRITY). The registered keys are the key table's when it
+holds the org; restoring an org the table does not hold is onboarding it again, so the
+operator names its KMS keys (``kek import FILE --kms-key ARN``) and the backup's org item
+must name no other.
 
 KEK items carry their certificates (and an imported key's chain), and the backup carries
 the platform CA's certificate (``platform_ca``, base64 DER) when there is one. Import
@@ -32,6 +39,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -42,10 +50,18 @@ from kmsbridge.audit import audit
 from kmsbridge.clock import iso, utcnow
 from kmsbridge.crypto.kek import KekPublicKey
 from kmsbridge.crypto.trust import TrustAnchors, verify_kek_certificate
-from kmsbridge.errors import ConflictError, IntegrityError, InvalidRequest, KmsBridgeError, NotFound
+from kmsbridge.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidRequest,
+    KmsBridgeError,
+    NotFound,
+    WrongOrg,
+)
 from kmsbridge.files import atomic_output
 from kmsbridge.formats import validate_org
 from kmsbridge.keys.ca import find_ca
+from kmsbridge.keys.kms import KekWrapper, validate_key_arns, verify_wrapped
 from kmsbridge.keys.records import KekRecord, OrgRecord
 from kmsbridge.keys.table import (
     ORG_SORT_KEY,
@@ -123,24 +139,24 @@ def checksum(body: dict[str, Any]) -> str:
 
 
 def import_backup(
-    store: KeyStore, backup: dict[str, Any], *, missing_only: bool = False, dry_run: bool = False
+    store: KeyStore,
+    kms: KekWrapper,
+    backup: dict[str, Any],
+    *,
+    kms_key_arns: Sequence[str] | None = None,
+    missing_only: bool = False,
+    dry_run: bool = False,
 ) -> ImportResult:
-    """Restore the missing items of a checked backup; refuse if any present item differs
-    (unless ``missing_only``, which keeps them). ``dry_run`` writes nothing."""
+    """Restore the missing items of a checked backup, each KEK item proven through KMS
+    first; refuse the whole file if any KEK item is not genuine, or if any present item
+    differs (unless ``missing_only``, which keeps them). ``dry_run`` writes nothing."""
     started = time.perf_counter()
     org = validate_org(check_backup(backup).get("org"))
-    org_record, keks = _records(backup, org)
-    _check_certificates(store, backup, keks)
-    missing, identical, different = _compare(store, org_record, keks)
-    if different and not missing_only:
-        names = ", ".join(_label(k) for k in different)
-        raise InvalidRequest(
-            f"the key table already holds different items for org {org!r} ({names}); "
-            "refusing to overwrite them; nothing was imported (--missing-only writes only "
-            "the missing items)"
-        )
-    kept = tuple(_sort_key(r) for r in different)
-    missing = _one_active(store, org_record, missing)
+    try:
+        missing, identical, kept = _plan_import(store, kms, backup, org, kms_key_arns, missing_only)
+    except KmsBridgeError as exc:
+        audit(op="kek-import", org=org, outcome=exc.code, duration_ms=_since(started))
+        raise
     if dry_run:
         return ImportResult(org, tuple(_sort_key(r) for r in missing), tuple(identical), kept, True)
     created = []
@@ -149,14 +165,35 @@ def import_backup(
             created.append(_sort_key(record))
         else:
             identical.append(_sort_key(record))
-    audit(
-        op="kek-import",
-        org=org,
-        outcome="ok",
-        duration_ms=(time.perf_counter() - started) * 1000,
-        created=len(created),
-    )
+    audit(op="kek-import", org=org, outcome="ok", duration_ms=_since(started), created=len(created))
     return ImportResult(org, tuple(created), tuple(identical), kept)
+
+
+def _plan_import(
+    store: KeyStore,
+    kms: KekWrapper,
+    backup: dict[str, Any],
+    org: str,
+    kms_key_arns: Sequence[str] | None,
+    missing_only: bool,
+) -> tuple[list[Record], list[str], tuple[str, ...]]:
+    """What an import would write, every KEK item of it proven; nothing written here."""
+    org_record, keks = _records(backup, org)
+    _check_certificates(store, backup, keks)
+    registered = _registered_keys(store, org_record, kms_key_arns)
+    missing, identical, different = _compare(store, org_record, keks)
+    if different and not missing_only:
+        names = ", ".join(_label(k) for k in different)
+        raise InvalidRequest(
+            f"the key table already holds different items for org {org!r} ({names}); "
+            "refusing to overwrite them; nothing was imported (--missing-only writes only "
+            "the missing items)"
+        )
+    missing = _one_active(store, org_record, missing)
+    for record in missing:
+        if isinstance(record, KekRecord):
+            _prove(kms, record, registered)
+    return missing, identical, tuple(_sort_key(r) for r in different)
 
 
 def _one_active(store: KeyStore, org_record: OrgRecord, missing: list[Record]) -> list[Record]:
@@ -172,6 +209,64 @@ def _one_active(store: KeyStore, org_record: OrgRecord, missing: list[Record]) -
         else r
         for r in missing
     ]
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _registered_keys(
+    store: KeyStore, org_record: OrgRecord, operator_arns: Sequence[str] | None
+) -> tuple[str, ...]:
+    """The KMS keys KEK items may be unwrapped under: the table's registered keys for the
+    org, or for an org the table does not hold, the ones the operator names."""
+    try:
+        current = store.get_org(org_record.org)
+    except NotFound:
+        if not operator_arns:
+            raise InvalidRequest(
+                f"the key table does not hold org {org_record.org!r}: restoring it registers "
+                "its KMS keys, so name them (kek import FILE --kms-key ARN); nothing was imported"
+            ) from None
+        given = validate_key_arns(operator_arns)
+        if not set(org_record.unwrap_kms_keys) <= set(given):
+            raise InvalidRequest(
+                "the backup's org item names KMS keys other than the ones given with "
+                "--kms-key; nothing was imported"
+            ) from None
+        return tuple(given)
+    if operator_arns and set(validate_key_arns(operator_arns)) != set(current.kms_keys):
+        raise InvalidRequest(
+            f"org {org_record.org!r} is registered with other KMS keys than --kms-key names "
+            "(change them with kmsbridge org set-kms-keys); nothing was imported"
+        )
+    return current.unwrap_kms_keys
+
+
+def _prove(kms: KekWrapper, kek: KekRecord, registered: Sequence[str]) -> None:
+    """KMS unwraps the item's blob, for this org and KEK id, to its public key's private half."""
+    label = f"KEK {kek.kek_id[:12]}… of the backup"
+    if kek.wrapped_private_key is None:
+        if kek.state != "destroyed":
+            raise IntegrityError(
+                f"{label} has no wrapped key but is {kek.state}; nothing was imported"
+            )
+        return
+    public = KekPublicKey.from_der(kek.public_key)
+    try:
+        verify_wrapped(
+            kms,
+            kek.wrapped_private_key,
+            org=kek.org,
+            public=public,
+            kms_key_arns=kek.kms_keys,
+            registered=registered,
+        )
+    except (IntegrityError, WrongOrg) as exc:
+        raise IntegrityError(
+            f"{label} is not a wrapped key of org {kek.org!r} for its public key "
+            f"({exc.code}); the whole file is refused, nothing was imported"
+        ) from None
 
 
 # ---------------------------------------------------------------- internals
@@ -203,8 +298,11 @@ def _records(backup: dict[str, Any], org: str) -> tuple[OrgRecord, list[KekRecor
             matches = False
         if not matches:
             raise InvalidRequest(f"KEK {kek.kek_id} in the backup does not match its key")
-    if orgs[0].active_kek not in {k.kek_id for k in keks}:
+    active = next((k for k in keks if k.kek_id == orgs[0].active_kek), None)
+    if active is None:
         raise InvalidRequest("the backup's org item names an active KEK it does not hold")
+    if active.state != "active" or active.wrapped_private_key is None:
+        raise IntegrityError("the backup's active KEK is not a live active KEK")
     return orgs[0], keks
 
 

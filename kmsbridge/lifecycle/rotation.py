@@ -57,12 +57,15 @@ def make_kek(
 
     With a ``certifier`` (the platform CA) it comes with its certificate; without one it
     encrypts nothing until ``kmsbridge ca issue`` certifies it.
+    ``kms_key_arns`` are the org's registered keys: the ones ``org add`` is registering, or
+    the org settings item's (rotation never takes keys from anywhere else).
     """
     private, public = generate_kek(bits)
     pkcs8 = private_key_pkcs8(private)
-    blob = kms.wrap(pkcs8, org=org, kek_id=public.kek_id, kms_key_arns=kms_key_arns)
+    arns = {"kms_key_arns": kms_key_arns, "registered": kms_key_arns}
+    blob = kms.wrap(pkcs8, org=org, kek_id=public.kek_id, **arns)
     del private, pkcs8
-    verify_wrapped(kms, blob, org=org, public=public, kms_key_arns=kms_key_arns)
+    verify_wrapped(kms, blob, org=org, public=public, **arns)
     stamp = iso(now)
     record = KekRecord(
         org=org,
@@ -89,8 +92,12 @@ def create_org(
     bits: int = DEFAULT_KEK_BITS,
     now: datetime | None = None,
     certifier: KekCertifier | None = None,
+    added_by: str | None = None,
 ) -> tuple[OrgRecord, KekRecord]:
-    """Record an org's KMS keys and cryptoperiod, with its first active KEK."""
+    """Register an org's KMS keys and cryptoperiod (onboarding), with its first active KEK.
+
+    From here on the org's KMS keys change only through ``rewrap.set_org_kms_keys``.
+    """
     validate_org(org)
     arns = validate_key_arns(kms_key_arns)
     validate_cryptoperiod(cryptoperiod_days)
@@ -104,7 +111,15 @@ def create_org(
         certifier=certifier,
         cryptoperiod_days=cryptoperiod_days,
     )
-    record = OrgRecord(org, tuple(arns), cryptoperiod_days, kek.kek_id, iso(now))
+    record = OrgRecord(
+        org,
+        tuple(arns),
+        cryptoperiod_days,
+        kek.kek_id,
+        iso(now),
+        kms_keys_set_by=added_by,
+        kms_keys_set_at=iso(now) if added_by else None,
+    )
     store.create_org(record, kek)
     return record, kek
 

@@ -3,12 +3,17 @@
 Each KEK of an org is the active one for one period, from ``activated_at`` until
 ``retired_at`` (the active KEK's period is still open), and every recording made in that
 period has its data key wrapped by that KEK. KMS sees the KEK id in the encryption context
-of every unwrap (``kmsbridge:kek``), so one key-policy statement can deny ``kms:Decrypt`` to
-the decryptor role for a list of KEK ids: the recordings of those periods stop playing
-within the decryptor's maximum age, every other recording keeps playing, and no extra KMS
-call is made per scope. The unit of revocation is a whole KEK period, so the interval that
-really stops playing is the union of the periods the window touches, usually wider than the
-window asked for; a shorter cryptoperiod gives finer revocation.
+of every unwrap (``kmsbridge:kek``), so one key-policy statement can deny ``kms:Decrypt`` for a
+list of KEK ids: the recordings of those periods stop playing within the decryptor's maximum
+age, every other recording keeps playing, and no extra KMS call is made per scope. The deny
+names every principal (``"*"``), not only the decryptor role: the jobs role (bulk export),
+the provisioning role (rewrap) and the customer's own administrators are all refused
+``kms:Decrypt`` under those KEK ids, while the account root keeps ``kms:*`` on everything
+else for administration. The condition is ``StringEquals`` on a single-valued key (the
+context holds one KEK id), which matches when the KEK id equals any listed value. The unit
+of revocation is a whole KEK period, so the interval that really stops playing is the union
+of the periods the window touches, usually wider than the window asked for; a shorter
+cryptoperiod gives finer revocation.
 
 Nothing here talks to KMS: the statement is printed for the customer to put in their key
 policy (or as the customer-key module's ``revoked_kek_ids``).
@@ -37,10 +42,8 @@ from kmsbridge.keys.table import KeyStore
 DENY_SID = "DenyDecryptRevokedKekPeriods"
 DENY_OPERATOR = "StringEquals"
 DENY_CONDITION_KEY = f"kms:EncryptionContext:{CONTEXT_KEK}"
+DENY_PRINCIPAL = {"AWS": "*"}  # every principal, as aws_iam_policy_document renders "*"
 TERRAFORM_VARIABLE = "revoked_kek_ids"
-DECRYPTOR_ROLE_ENV = "KMSBRIDGE_DECRYPTOR_ROLE_ARN"
-# The module's own validation of decryptor_role_arn.
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_FORMS = "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)"
 
@@ -82,7 +85,6 @@ class WindowPlan:
     window: Window
     periods: tuple[KekPeriod, ...]  # every period the window touches, oldest first
     kms_keys: tuple[str, ...]  # the key policies the statement belongs in
-    decryptor_role_arn: str
     already_revoked: tuple[str, ...]  # the current value of revoked_kek_ids
     cryptoperiod_days: int
     now: datetime
@@ -155,13 +157,11 @@ def plan_window(
     start: str,
     end: str,
     *,
-    decryptor_role_arn: str | None,
     already_revoked: Sequence[str] = (),
     now: datetime,
 ) -> WindowPlan:
     """The KEKs of ``org`` whose periods touch the window; refuses a window touching none."""
     window = parse_window(start, end)
-    role = validate_role_arn(decryptor_role_arn)
     revoked = tuple(dict.fromkeys(validate_kek_id(k) for k in already_revoked))
     org_record = store.get_org(validate_org(org))
     keks = store.list_keks(org)
@@ -177,20 +177,7 @@ def plan_window(
     for kek in keks:
         if kek.kek_id in {p.kek_id for p in touched}:
             arns.update(dict.fromkeys(kek.kms_keys))
-    return WindowPlan(
-        org, window, touched, tuple(arns), role, revoked, org_record.cryptoperiod_days, now
-    )
-
-
-def validate_role_arn(arn: str | None) -> str:
-    if not arn:
-        raise InvalidRequest(
-            f"the decryptor role ARN is required: --decryptor-role-arn or {DECRYPTOR_ROLE_ENV} "
-            "(output decryptor_role_arn of the platform module)"
-        )
-    if not _ROLE_ARN.fullmatch(arn):
-        raise InvalidRequest(f"{arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
-    return arn
+    return WindowPlan(org, window, touched, tuple(arns), revoked, org_record.cryptoperiod_days, now)
 
 
 def _no_kek_message(org: str, window: Window, periods: list[KekPeriod]) -> str:
@@ -207,11 +194,11 @@ def _no_kek_message(org: str, window: Window, periods: list[KekPeriod]) -> str:
 
 
 def deny_statement(kek_ids: Sequence[str]) -> dict[str, Any]:
-    """The key-policy statement: no kms:Decrypt by anyone for these KEK ids."""
+    """The key-policy statement: no kms:Decrypt by anyone under these KEK ids."""
     return {
         "Sid": DENY_SID,
         "Effect": "Deny",
-        "Principal": {"AWS": "*"},
+        "Principal": DENY_PRINCIPAL,
         "Action": "kms:Decrypt",
         "Resource": "*",
         "Condition": {DENY_OPERATOR: {DENY_CONDITION_KEY: list(kek_ids)}},
@@ -260,7 +247,6 @@ def _common(plan: WindowPlan) -> dict[str, Any]:
         "kek_ids": plan.kek_ids,
         "includes_active_kek": plan.active is not None,
         "kms_keys": list(plan.kms_keys),
-        "decryptor_role_arn": plan.decryptor_role_arn,
         "cryptoperiod_days": plan.cryptoperiod_days,
         "as_of": iso(plan.now),
     }

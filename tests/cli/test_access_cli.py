@@ -12,10 +12,7 @@ from kmsbridge.aws import AwsClients
 from kmsbridge.cli import exit_codes
 from kmsbridge.cli.main import main
 from kmsbridge.keys.table import KeyStore
-from kmsbridge.lifecycle.windows import DECRYPTOR_ROLE_ENV
 from tests.conftest import pin_platform_ca
-
-ROLE = "arn:aws:iam::111122223333:role/kmsbridge-decryptor"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -32,7 +29,6 @@ def org(
     tmp_path: Path,
 ) -> dict[str, Any]:
     """Org acme with its first KEK, active since now (the real clock)."""
-    monkeypatch.delenv(DECRYPTOR_ROLE_ENV, raising=False)
     arn = aws.client("kms").create_key()["KeyMetadata"]["Arn"]
     assert run(capsys, "table", "create")[0] == 0
     pin_platform_ca(
@@ -51,36 +47,37 @@ def window(*extra: str, start: str = "2020-01-01", end: str = "2099-12-31") -> l
     "argv, message",
     [
         (
-            window("--decryptor-role-arn", ROLE, start="2026-02-30"),
+            window(start="2026-02-30"),
             "error: INVALID_REQUEST: --from '2026-02-30' is not a date: use YYYY-MM-DD or "
             "YYYY-MM-DDTHH:MM:SSZ (UTC)\n",
         ),
         (
-            window("--decryptor-role-arn", ROLE, end="last march"),
+            window(end="last march"),
             "error: INVALID_REQUEST: --to 'last march' is not a date: use YYYY-MM-DD or "
             "YYYY-MM-DDTHH:MM:SSZ (UTC)\n",
         ),
         (
-            window("--decryptor-role-arn", ROLE, start="2027-05-01", end="2027-03-01"),
+            window(start="2027-05-01", end="2027-03-01"),
             "error: INVALID_REQUEST: --from 2027-05-01 is after --to 2027-03-01: "
             "the window would be empty\n",
         ),
         (
-            window("--decryptor-role-arn", ROLE, start="2020-03-01", end="2020-03-31"),
+            window(start="2020-03-01", end="2020-03-31"),
             "error: INVALID_REQUEST: the window 2020-03-01T00:00:00Z to 2020-04-01T00:00:00Z "
             "covers no KEK of org 'acme': its first KEK became active on ",
         ),
         (
-            window(),
-            "error: INVALID_REQUEST: the decryptor role ARN is required: --decryptor-role-arn "
-            "or KMSBRIDGE_DECRYPTOR_ROLE_ARN (output decryptor_role_arn of the platform module)\n",
-        ),
-        (
-            window("--decryptor-role-arn", ROLE, "--revoked-kek-ids", "not-a-kek"),
+            window("--revoked-kek-ids", "not-a-kek"),
             "error: INVALID_REQUEST: a KEK id is 64 lowercase hex characters",
         ),
     ],
-    ids=["malformed-from", "malformed-to", "from-after-to", "no-kek", "no-role", "bad-kek-id"],
+    ids=[
+        "malformed-from",
+        "malformed-to",
+        "from-after-to",
+        "no-kek",
+        "bad-kek-id",
+    ],
 )
 def test_refusals_exit_with_one_line(
     org: dict[str, Any], capsys: pytest.CaptureFixture[str], argv: list[str], message: str
@@ -93,10 +90,20 @@ def test_refusals_exit_with_one_line(
 
 
 def test_an_unknown_org_is_not_found(org: dict[str, Any], capsys: Any) -> None:
-    argv = window("--decryptor-role-arn", ROLE)
+    argv = window()
     argv[2] = "nobody"
     code, _, err = run(capsys, *argv)
     assert code == exit_codes.NOT_FOUND and err.startswith("error: NOT_FOUND: org 'nobody'")
+
+
+def test_no_role_is_needed_and_the_role_option_is_gone(org: dict[str, Any], capsys: Any) -> None:
+    """The deny names every principal, so nothing about the platform's roles is asked."""
+    code, out, _ = run(capsys, "--output", "json", *window())
+    assert code == 0 and json.loads(out)["statement"]["Principal"] == {"AWS": "*"}
+    with pytest.raises(SystemExit) as info:
+        main(window("--decryptor-role-arn", "arn:aws:iam::111122223333:role/x"))
+    assert info.value.code == exit_codes.USAGE
+    assert "unrecognized arguments: --decryptor-role-arn" in capsys.readouterr().err
 
 
 def test_a_missing_option_is_a_usage_error(org: dict[str, Any], capsys: Any) -> None:
@@ -107,7 +114,6 @@ def test_a_missing_option_is_a_usage_error(org: dict[str, Any], capsys: Any) -> 
 def test_revoke_window_text_reaching_today(
     org: dict[str, Any], capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(DECRYPTOR_ROLE_ENV, ROLE)  # the role from the environment
     code, out, err = run(capsys, *window())
     assert code == 0, err
     kek = org["active_kek"]
@@ -115,14 +121,14 @@ def test_revoke_window_text_reaching_today(
     assert f"KEK {kek}  active" in out
     assert "new recordings will not play either, until the next rotation" in out
     assert "a shorter cryptoperiod (now 90 days) gives finer revocation" in out
-    assert '"Principal": {\n    "AWS": "*"\n  }' in out
+    assert '"Principal": {\n    "AWS": "*"\n  }' in out and '"StringEquals": {' in out
     assert f'revoked_kek_ids = [\n  "{kek}",\n]' in out
     assert f"  {org['arn']}" in out
 
 
 def test_revoke_and_restore_json_are_one_object(org: dict[str, Any], capsys: Any) -> None:
     kek = org["active_kek"]
-    role = ["--decryptor-role-arn", ROLE]
+    role: list[str] = []
     code, out, _ = run(capsys, "--output", "json", *window(*role))
     revoke = json.loads(out)
     assert code == 0 and revoke["action"] == "revoke" and revoke["kek_ids"] == [kek]

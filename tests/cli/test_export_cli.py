@@ -22,6 +22,15 @@ def test_export_archive_for_a_certificate(server_world: World, tmp_path: Path) -
     data = {f"call-{n}": os.urandom(9000 * n) for n in (1, 2)}
     for rid, plain in data.items():
         (tmp_path / f"{rid}.enc").write_bytes(server_world.encrypt(plain, rid))
+    unregistered = cli(
+        "export", server_world.org, "--to-cert", str(cert), "-o", str(tmp_path / "out.zip"),
+        str(tmp_path / "call-1.enc"), table=server_world.store.table,
+    )  # fmt: skip
+    assert "not a registered export recipient" in one_error_line(unregistered, "INVALID_REQUEST")
+    assert not (tmp_path / "out.zip").exists()
+    added = cli("export", "recipients", "add", server_world.org, "--cert", str(cert),
+                table=server_world.store.table)  # fmt: skip
+    assert added.returncode == 0, added.stderr
     result = cli(
         "export", server_world.org, "--to-cert", str(cert), "-o", str(tmp_path / "out.zip"),
         str(tmp_path / "call-1.enc"), str(tmp_path / "call-2.enc"),
@@ -67,6 +76,9 @@ def test_export_job_start_and_status(server_world: World, tmp_path: Path) -> Non
         )
     customer_key = server_world.kms_client.create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
     table = server_world.store.table
+    added = cli("export", "recipients", "add", server_world.org, "--kms-key", customer_key,
+                table=table)  # fmt: skip
+    assert added.returncode == 0, added.stderr
     started = cli(
         "--output", "json", "export", "start", server_world.org, "--source-bucket", bucket,
         "--source-prefix", "in/", "--dest-bucket", bucket, "--queue-url", queue,

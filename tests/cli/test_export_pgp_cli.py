@@ -44,6 +44,9 @@ def test_export_to_pgp_signed_then_verified(
     for rid, plain in data.items():
         (tmp_path / f"{rid}.enc").write_bytes(server_world.encrypt(plain, rid))
     archive = tmp_path / "out.zip"
+    registered = cli("export", "recipients", "add", server_world.org, "--pgp", str(public),
+                     table=table)  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
     made = cli(
         "export", server_world.org, "--to-pgp", str(public), "-o", str(archive),
         str(tmp_path / "call-1.enc"), str(tmp_path / "call-2.enc"), table=table,
@@ -78,6 +81,9 @@ def test_verify_refusals_exit_with_integrity(
     table = server_world.store.table
     (tmp_path / "a.enc").write_bytes(server_world.encrypt(b"a" * 1000, "a"))
     archive = tmp_path / "a.zip"
+    registered = cli("export", "recipients", "add", server_world.org, "--pgp", str(public),
+                     table=table)  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
     made = cli("export", server_world.org, "--to-pgp", str(public), "-o", str(archive),
                str(tmp_path / "a.enc"), table=table)  # fmt: skip
     assert made.returncode == 0, made.stderr

@@ -102,6 +102,10 @@ def test_dev_server_jobs_work_and_a_pgp_export(
     with gnupg_home() as gpg:
         recipient = gpg.generate("Customer <customer@example.com>")
         (tmp_path / "customer.asc").write_bytes(gpg.public(recipient))
+        added = kmsbridge(
+            env, "export", "recipients", "add", "acme", "--pgp", str(tmp_path / "customer.asc")
+        )
+        assert added.returncode == 0, added.stderr
         started = kmsbridge(
             env, "--output", "json", "export", "start", "acme", "--source-bucket", "recordings",
             "--source-prefix", "in/", "--dest-bucket", "recordings",

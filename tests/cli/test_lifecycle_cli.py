@@ -180,13 +180,14 @@ def test_rewrap_all_orgs_selects_by_old_key_and_queues_jobs(
     )
     assert queued == {"orgs": ["acme"], "queued": 1}
     (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
-    assert json.loads(message["Body"]) == {"type": "rewrap", "org": "acme", "kms_keys": [new]}
+    assert json.loads(message["Body"]) == {"type": "rewrap", "org": "acme"}  # names no key
     done = run_json(
         capsys, "kek", "rewrap", "--all-orgs", "--from-kms-key", other, "--kms-key", new
     )
     assert done["orgs"] == ["globex"]
     assert run_json(capsys, "kek", "list", "globex")["kms_keys"] == [new]
-    assert run_json(capsys, "kek", "list", "acme")["kms_keys"] == [org["arn"]]  # only queued
+    acme = run_json(capsys, "kek", "list", "acme")  # registered by the operator, then queued
+    assert acme["kms_keys"] == [new] and [k["kms_keys"] for k in acme["keks"]] == [[org["arn"]]]
 
 
 def test_export_wipe_import(
@@ -199,7 +200,9 @@ def test_export_wipe_import(
     assert exported["keks"] == 1 and exported["checksum"].startswith("sha256:")
     KeyStore(aws.client("dynamodb"), "kmsbridge-keks").delete_org_items("acme")
     assert not plays(capsys, tmp_path)
-    restored = run_json(capsys, "kek", "import", str(backup))
+    code, _, err = run(capsys, "kek", "import", str(backup))  # the org's keys are not named
+    assert code == exit_codes.USAGE and "--kms-key" in err
+    restored = run_json(capsys, "kek", "import", str(backup), "--kms-key", org["arn"])
     assert restored["created"] == [org["first"], "#org"]
     assert plays(capsys, tmp_path)
     assert run_json(capsys, "kek", "import", str(backup))["created"] == []

@@ -24,7 +24,15 @@ from kmsbridge.export.archive import (
 )
 from kmsbridge.legacy.import_key import import_key_pair
 from tests.conftest import FIXED_NOW, REGION, World
-from tests.legacy_pki import DAY, Identity, make_identity, rsa_key, smime_decrypt, smime_encrypt
+from tests.legacy_pki import (
+    DAY,
+    Identity,
+    make_identity,
+    register,
+    rsa_key,
+    smime_decrypt,
+    smime_encrypt,
+)
 
 
 @pytest.fixture
@@ -54,7 +62,7 @@ def test_export_to_a_certificate_decrypts_with_openssl_byte_for_byte(
         [tmp_path / f"{n}.enc" for n in range(3)],
         tmp_path / "out.zip",
         decryptor=world.decryptor,
-        target=certificate_target(ident.cert_pem(), FIXED_NOW),
+        target=register(world.store, world.org, certificate_target(ident.cert_pem(), FIXED_NOW)),
     )
     with zipfile.ZipFile(tmp_path / "out.zip") as zf:
         assert json.loads(zf.read("manifest.json")) == manifest
@@ -83,7 +91,7 @@ def test_export_to_the_customers_kms_key_reads_with_the_official_esdk(
         [tmp_path / "0.enc"],
         tmp_path / "out.zip",
         decryptor=world.decryptor,
-        target=kms_target(customer_key),
+        target=register(world.store, world.org, kms_target(customer_key)),
         clients=world.clients,
     )
     with zipfile.ZipFile(tmp_path / "out.zip") as zf:
@@ -122,7 +130,7 @@ def test_legacy_pkcs7_recordings_export_too(
         [tmp_path / "old.wav.p7m"],
         tmp_path / "out.zip",
         decryptor=world.decryptor,
-        target=certificate_target(ident.cert_pem(), FIXED_NOW),
+        target=register(world.store, world.org, certificate_target(ident.cert_pem(), FIXED_NOW)),
     )
     with zipfile.ZipFile(tmp_path / "out.zip") as zf:
         (tmp_path / "x.p7m").write_bytes(zf.read(manifest["recordings"][0]["file"]))
@@ -157,7 +165,9 @@ def test_revoked_kms_key_stops_an_export_and_writes_nothing(
             [tmp_path / "0.enc"],
             tmp_path / "out.zip",
             decryptor=world.decryptor,
-            target=certificate_target(customer[0].cert_pem(), FIXED_NOW),
+            target=register(
+                world.store, world.org, certificate_target(customer[0].cert_pem(), FIXED_NOW)
+            ),
         )
     assert not (tmp_path / "out.zip").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.zip")]

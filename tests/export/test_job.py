@@ -19,7 +19,7 @@ from kmsbridge.export.job import (
     start_export_job,
 )
 from tests.conftest import FIXED_NOW, World
-from tests.legacy_pki import Identity, make_identity, rsa_key, smime_decrypt
+from tests.legacy_pki import Identity, make_identity, register, rsa_key, smime_decrypt
 
 
 class Bench:
@@ -44,12 +44,17 @@ class Bench:
     def start(self, keys: list[str]) -> JobRef:
         return start_export_job(
             self.world.clients,
+            store=self.world.store,
             org=self.world.org,
             source_bucket="recordings",
             keys=keys,
             dest_bucket="exports",
             queue_url=self.queue,
-            target=certificate_target(self.recipient.cert_pem(), FIXED_NOW),
+            target=register(
+                self.world.store,
+                self.world.org,
+                certificate_target(self.recipient.cert_pem(), FIXED_NOW),
+            ),
             batch_size=2,
             now=FIXED_NOW,
         )

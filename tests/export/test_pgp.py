@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from kmsbridge.errors import IntegrityError, InvalidRequest
-from kmsbridge.export.archive import export_archive, pgp_target
+from kmsbridge.export.archive import ExportTarget, export_archive, pgp_target
 from kmsbridge.export.verify import verify_archive
 from tests.conftest import World
 from tests.export.gnupg import GnuPG, gnupg_home, needs_gpg
+from tests.legacy_pki import register
 
 pytestmark = needs_gpg
 
@@ -40,6 +41,11 @@ def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
+
+
+def registered(world: World, gpg: GnuPG, customer: str) -> ExportTarget:
+    """The customer's key as a target, registered for the org first (issue 15 finding 3)."""
+    return register(world.store, world.org, pgp_target(gpg.public(customer)))
 
 
 def test_a_recipient_is_one_live_public_key(gpg: GnuPG, customer: str) -> None:
@@ -96,7 +102,7 @@ def test_archive_decrypts_with_gpg_and_verifies(
     archive = tmp_path / "out.zip"
     manifest = export_archive(
         world.org, sources, archive, decryptor=world.decryptor,
-        target=pgp_target(gpg.public(customer)), clients=world.clients,
+        target=registered(world, gpg, customer), clients=world.clients,
     )  # fmt: skip
     assert manifest["format"] == "pgp" and manifest["pgp_fingerprint"] == customer.lower()
     with zipfile.ZipFile(archive) as zf:
@@ -125,7 +131,7 @@ def test_a_failure_mid_stream_publishes_nothing(
     with pytest.raises(IntegrityError):
         export_archive(
             world.org, [tmp_path / "good.enc", tmp_path / "bad.enc"], tmp_path / "out.zip",
-            decryptor=world.decryptor, target=pgp_target(gpg.public(customer)),
+            decryptor=world.decryptor, target=registered(world, gpg, customer),
         )  # fmt: skip
     assert not (tmp_path / "out.zip").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.enc", "good.enc", "spool"]
@@ -141,7 +147,7 @@ def test_pgp_export_memory_stays_bounded(
     try:
         export_archive(
             world.org, [tmp_path / "big.enc"], tmp_path / "out.zip",
-            decryptor=world.decryptor, target=pgp_target(gpg.public(customer)),
+            decryptor=world.decryptor, target=registered(world, gpg, customer),
         )  # fmt: skip
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -18,6 +18,7 @@ from kmsbridge.export.signing import ManifestSigner
 from kmsbridge.export.verify import verify_archive
 from tests.conftest import World
 from tests.export.gnupg import GnuPG, gnupg_home, needs_gpg
+from tests.legacy_pki import register
 
 pytestmark = needs_gpg
 
@@ -46,7 +47,7 @@ def signed_archive(world: World, gpg: GnuPG, tmp_path: Path, arn: str) -> Path:
     export_archive(
         world.org, [tmp_path / f"call-{n}.enc" for n in range(30)], archive,
         decryptor=world.decryptor, clients=world.clients,
-        target=pgp_target(gpg.public("customer@example.com")),
+        target=register(world.store, world.org, pgp_target(gpg.public("customer@example.com"))),
         signer=ManifestSigner(world.clients, arn),
     )  # fmt: skip
     return archive
@@ -123,7 +124,7 @@ def test_a_wrong_or_disabled_signing_key_writes_nothing(
     world: World, gpg: GnuPG, tmp_path: Path
 ) -> None:
     (tmp_path / "a.enc").write_bytes(world.encrypt(b"a", "a"))
-    target = pgp_target(gpg.public("customer@example.com"))
+    target = register(world.store, world.org, pgp_target(gpg.public("customer@example.com")))
     symmetric = world.key_arn  # the org's own key: SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT
     with pytest.raises(InvalidRequest, match="ECC_NIST_P384"):
         export_archive(
@@ -151,10 +152,11 @@ def test_bulk_job_exports_pgp_and_signs_its_manifest(
     for key, data in plain.items():
         s3.put_object(Bucket="recordings", Key=key, Body=world.encrypt(data, key))
     arn = signing_key(world)
+    target = register(world.store, world.org, pgp_target(gpg.public("customer@example.com")))
     job = start_export_job(
-        world.clients, org=world.org, source_bucket="recordings", keys=list(plain),
-        dest_bucket="recordings", queue_url=queue, batch_size=3, signing_key=arn,
-        target=pgp_target(gpg.public("customer@example.com")),
+        world.clients, store=world.store, org=world.org, source_bucket="recordings",
+        keys=list(plain), dest_bucket="recordings", queue_url=queue, batch_size=3,
+        signing_key=arn, target=target,
     )  # fmt: skip
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     for message in messages + messages[:1]:  # one redelivered: nothing written twice

@@ -35,6 +35,7 @@ from kmsbridge.export.archive import kms_target
 from kmsbridge.export.job import JobRef, export_status, start_export_job
 from tests.conftest import FIXED_NOW, World
 from tests.harden import report
+from tests.legacy_pki import register
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 RECORDINGS, BATCH = 12, 4
@@ -75,12 +76,13 @@ def test_killed_export_workers_lose_and_duplicate_nothing(
     archive_key = world.kms_client.create_key(Description="archive")["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
     job = start_export_job(
         world.clients,
+        store=world.store,
         org=world.org,
         source_bucket=source,
         keys=sorted(f"calls/c{n}" for n in range(RECORDINGS)),
         dest_bucket=dest,
         queue_url=queue,
-        target=kms_target(archive_key),
+        target=register(world.store, world.org, kms_target(archive_key)),
         batch_size=BATCH,
         now=FIXED_NOW,
     )

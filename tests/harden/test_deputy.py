@@ -91,11 +91,11 @@ def test_a_kek_item_copied_into_another_orgs_partition(world: World, other: Othe
     moved = rebuild(mine, context={**dict(_context(mine)), CONTEXT_ORG: OTHER})
     copied = replace(world.store.get_kek(world.org, world.kek_id), org=OTHER, version=1)
     world.store.put_new_kek(copied)
-    # KMS unwraps acme's blob (its key, its own context), and the context says acme.
-    assert refusal(world, OTHER, moved) == ("WRONG_ORG", 1)
+    # The item lists acme's KMS key, which globex does not register: refused before KMS.
+    assert refusal(world, OTHER, moved) == ("WRONG_ORG", 0)
     # A recording made by anyone with acme's public key under globex's name: the same.
     forged = encrypt(world.public_key, OTHER, b"forged", "call-f")
-    assert refusal(world, OTHER, forged) == ("WRONG_ORG", 1)
+    assert refusal(world, OTHER, forged) == ("WRONG_ORG", 0)
     assert no_cached_key(world, OTHER, moved) and no_cached_key(world, OTHER, forged)
 
 
@@ -104,10 +104,9 @@ def test_a_kek_item_copied_into_another_orgs_partition(world: World, other: Othe
     [
         # acme's blob in globex's item, globex's key listed: no data key for it, no KMS call.
         ("acme", "globex", ("INTEGRITY", 0)),
-        # acme's blob with acme's key listed: KMS unwraps, the context names acme.
-        ("acme", "acme", ("WRONG_ORG", 1)),
-        # globex's own blob, but acme's key listed: nothing to ask KMS with that key.
-        ("globex", "acme", ("INTEGRITY", 0)),
+        # acme's key listed in globex's item: not registered for globex, refused before KMS.
+        ("acme", "acme", ("WRONG_ORG", 0)),
+        ("globex", "acme", ("WRONG_ORG", 0)),
     ],
 )
 def test_another_orgs_blob_or_kms_key_in_an_item(
@@ -140,8 +139,11 @@ def recording_kek(recording: bytes) -> str:
 
 
 def test_a_listed_key_without_a_data_key_in_the_blob_is_skipped(world: World, other: Other) -> None:
-    """globex's item lists acme's key first and its own second: its own still unwraps."""
+    """globex registers a second key of its own, and its item lists it first: the blob has
+    no data key for it, so no KMS call is made with it, and globex's first key unwraps."""
     theirs = encrypt(other.public_key, OTHER, b"globex's call", "call-g")
+    spare = str(world.kms_client.create_key()["KeyMetadata"]["Arn"])  # type: ignore[attr-defined]
+    world.store.update_org(world.store.get_org(OTHER), kms_keys=(spare, other.key_arn))
     item = world.store.get_kek(OTHER, other.kek.kek_id)
-    world.store.update_kek(item, kms_keys=(world.key_arn, other.key_arn))
+    world.store.update_kek(item, kms_keys=(spare, other.key_arn))
     assert world.decryptor.unwrap(OTHER, header(theirs)).kek_id == other.kek.kek_id

@@ -103,6 +103,7 @@ def kek_private_keys(world: World, other_kek: Any) -> list[bytes]:
                 org=record.org,
                 kek_id=record.kek_id,
                 kms_key_arns=record.kms_keys,
+                registered=record.kms_keys,
             )
         )
     return out

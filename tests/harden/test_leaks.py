@@ -236,6 +236,7 @@ def collect_keys(world: World, aws: AwsClients, cli_recording: Path, secrets: Se
                     org=org,
                     kek_id=record.kek_id,
                     kms_key_arns=record.kms_keys,
+                    registered=record.kms_keys,
                 )
             )
     blob = flip(cli_recording.read_bytes(), len(cli_recording.read_bytes()) - 30, 1)

@@ -176,5 +176,6 @@ def test_wrappers_sharing_clients_each_see_their_own_refusals(world: World) -> N
                 org=world.org,
                 kek_id=world.kek_id,
                 kms_key_arns=record.kms_keys,
+                registered=record.kms_keys,
             )
     assert (second.kms_calls, world.wrapper.kms_calls - first_calls) == (1, 1)

@@ -163,7 +163,11 @@ def test_a_full_run_logs_no_key_bytes(
     assert record.wrapped_private_key is not None
     secrets.append(
         w.wrapper.unwrap(
-            record.wrapped_private_key, org=w.org, kek_id=w.kek_id, kms_key_arns=record.kms_keys
+            record.wrapped_private_key,
+            org=w.org,
+            kek_id=w.kek_id,
+            kms_key_arns=record.kms_keys,
+            registered=record.kms_keys,
         )
     )
     secrets.append(kms_plaintext(w, record.wrapped_private_key))

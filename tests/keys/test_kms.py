@@ -42,9 +42,12 @@ def test_wrap_then_unwrap_returns_the_pkcs8_key(aws: AwsClients, kek: tuple[byte
     pkcs8, public = kek
     arn = new_key(aws)
     wrapper = KekWrapper(aws)
-    blob = wrapper.wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+    blob = wrapper.wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn])
     assert pkcs8 not in blob
-    assert wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn]) == pkcs8
+    assert (
+        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn])
+        == pkcs8
+    )
 
 
 def test_two_keys_in_two_regions_either_one_alone_unwraps(
@@ -53,15 +56,25 @@ def test_two_keys_in_two_regions_either_one_alone_unwraps(
     pkcs8, public = kek
     east, west = new_key(aws, "us-east-1"), new_key(aws, "eu-west-1")
     wrapper = KekWrapper(aws)
-    blob = wrapper.wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[east, west])
+    blob = wrapper.wrap(
+        pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[east, west], registered=[east, west]
+    )
     for only in (east, west):
-        assert wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[only]) == pkcs8
+        assert (
+            wrapper.unwrap(
+                blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[only], registered=[only]
+            )
+            == pkcs8
+        )
     aws.client("kms", "us-east-1").disable_key(KeyId=east.rsplit("/", 1)[1])
     both = [east, west]
-    assert wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=both) == pkcs8
+    assert (
+        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=both, registered=both)
+        == pkcs8
+    )
     aws.client("kms", "eu-west-1").disable_key(KeyId=west.rsplit("/", 1)[1])
     with pytest.raises(AccessRevoked):
-        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=both)
+        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=both, registered=both)
 
 
 def test_the_local_region_is_tried_first(aws: AwsClients, kek: tuple[bytes, Any]) -> None:
@@ -75,9 +88,11 @@ def test_a_blob_of_another_org_is_refused(aws: AwsClients, kek: tuple[bytes, Any
     pkcs8, public = kek
     arn = new_key(aws)
     wrapper = KekWrapper(aws)
-    blob = wrapper.wrap(pkcs8, org="other", kek_id=public.kek_id, kms_key_arns=[arn])
+    blob = wrapper.wrap(
+        pkcs8, org="other", kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn]
+    )
     with pytest.raises(WrongOrg):
-        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn])
 
 
 def test_a_blob_of_another_kek_is_an_integrity_error(
@@ -86,9 +101,9 @@ def test_a_blob_of_another_kek_is_an_integrity_error(
     pkcs8, public = kek
     arn = new_key(aws)
     wrapper = KekWrapper(aws)
-    blob = wrapper.wrap(pkcs8, org=ORG, kek_id="0" * 64, kms_key_arns=[arn])
+    blob = wrapper.wrap(pkcs8, org=ORG, kek_id="0" * 64, kms_key_arns=[arn], registered=[arn])
     with pytest.raises(IntegrityError):
-        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn])
 
 
 def test_a_blob_under_unlisted_keys_is_an_integrity_error_without_a_kms_call(
@@ -96,11 +111,16 @@ def test_a_blob_under_unlisted_keys_is_an_integrity_error_without_a_kms_call(
 ) -> None:
     pkcs8, public = kek
     wrapper = KekWrapper(aws)
-    blob = wrapper.wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[new_key(aws)])
+    listed = [new_key(aws)]
+    blob = wrapper.wrap(
+        pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=listed, registered=listed
+    )
     unlisted = new_key(aws)
     calls = wrapper.kms_calls
     with pytest.raises(IntegrityError, match="not wrapped under any"):
-        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[unlisted])
+        wrapper.unwrap(
+            blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[unlisted], registered=[unlisted]
+        )
     assert wrapper.kms_calls == calls
 
 
@@ -108,20 +128,24 @@ def test_tampered_blob_is_an_integrity_error(aws: AwsClients, kek: tuple[bytes, 
     pkcs8, public = kek
     arn = new_key(aws)
     wrapper = KekWrapper(aws)
-    blob = bytearray(wrapper.wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn]))
+    blob = bytearray(
+        wrapper.wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn])
+    )
     blob[-200] ^= 1
     with pytest.raises(IntegrityError):
-        wrapper.unwrap(bytes(blob), org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+        wrapper.unwrap(
+            bytes(blob), org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn]
+        )
 
 
 def test_pending_deletion_is_access_revoked(aws: AwsClients, kek: tuple[bytes, Any]) -> None:
     pkcs8, public = kek
     arn = new_key(aws)
     wrapper = KekWrapper(aws)
-    blob = wrapper.wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+    blob = wrapper.wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn])
     aws.client("kms").schedule_key_deletion(KeyId=arn.rsplit("/", 1)[1], PendingWindowInDays=7)
     with pytest.raises(AccessRevoked):
-        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn])
 
 
 def test_wrapping_under_an_unknown_key_is_not_found(
@@ -130,7 +154,9 @@ def test_wrapping_under_an_unknown_key_is_not_found(
     pkcs8, public = kek
     missing = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
     with pytest.raises(NotFound):
-        KekWrapper(aws).wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[missing])
+        KekWrapper(aws).wrap(
+            pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[missing], registered=[missing]
+        )
 
 
 class _Body:
@@ -174,10 +200,14 @@ def test_kms_errors_after_retries_map_to_one_code(
         pkcs8, public = kek
         arn = new_key(clients)
         wrapper = KekWrapper(clients)
-        blob = wrapper.wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+        blob = wrapper.wrap(
+            pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn]
+        )
         clients.client("kms").meta.events.register("before-send.kms.Decrypt", _answer(status, code))
         with pytest.raises(error) as info:
-            wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+            wrapper.unwrap(
+                blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn]
+            )
     assert info.value.retryable is (error is KmsUnavailable)
     assert "injected" not in info.value.message
 
@@ -185,7 +215,9 @@ def test_kms_errors_after_retries_map_to_one_code(
 def test_network_failure_is_kms_unavailable(aws: AwsClients, kek: tuple[bytes, Any]) -> None:
     pkcs8, public = kek
     arn = new_key(aws)
-    blob = KekWrapper(aws).wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+    blob = KekWrapper(aws).wrap(
+        pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn]
+    )
     unreachable = AwsClients(
         AwsSettings(
             region=REGION,
@@ -196,7 +228,9 @@ def test_network_failure_is_kms_unavailable(aws: AwsClients, kek: tuple[bytes, A
         )
     )
     with pytest.raises(KmsUnavailable) as info:
-        KekWrapper(unreachable).unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+        KekWrapper(unreachable).unwrap(
+            blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn]
+        )
     assert info.value.retryable
 
 
@@ -219,15 +253,22 @@ def test_losing_kms_decrypt_in_iam_is_access_revoked(
 ) -> None:
     pkcs8, public = kek
     arn = new_key(aws)
-    blob = KekWrapper(aws).wrap(pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+    blob = KekWrapper(aws).wrap(
+        pkcs8, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn]
+    )
     wrapper = wrapper_as_iam_user(aws, "decryptor", "kms:Decrypt")
     with iam_enforced():
-        assert wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn]) == pkcs8
+        assert (
+            wrapper.unwrap(
+                blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn]
+            )
+            == pkcs8
+        )
     aws.client("iam").put_user_policy(
         UserName="decryptor", PolicyName="p", PolicyDocument=allow("kms:DescribeKey")
     )
     with iam_enforced(), pytest.raises(AccessRevoked):
-        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn])
+        wrapper.unwrap(blob, org=ORG, kek_id=public.kek_id, kms_key_arns=[arn], registered=[arn])
 
 
 def test_key_state_reports_kms_state(aws: AwsClients) -> None:

@@ -53,7 +53,9 @@ def test_export_wipe_import_and_every_recording_plays(world: World, tmp_path: Pa
     with pytest.raises(NotFound, match="not in the key table"):
         play(world, next(iter(recordings)))
 
-    result = import_backup(world.store, read_backup(path))
+    result = import_backup(
+        world.store, world.wrapper, read_backup(path), kms_key_arns=[world.key_arn]
+    )
     assert (len(result.created), result.identical) == (3, ())
     assert result.created[-1] == ORG_SORT_KEY  # the org item only after the KEKs it names
     assert (world.store.get_org(world.org), world.store.list_keks(world.org)) == items_before
@@ -81,7 +83,9 @@ def test_import_twice_is_a_no_op(world: World, tmp_path: Path) -> None:
     two_keks(world)
     path = tmp_path / "b.json"
     write_backup(export_org(world.store, world.org), path)
-    result = import_backup(world.store, read_backup(path))
+    result = import_backup(
+        world.store, world.wrapper, read_backup(path), kms_key_arns=[world.key_arn]
+    )
     assert result.created == () and len(result.identical) == 3
 
 
@@ -93,7 +97,9 @@ def test_only_missing_items_are_restored(world: World, tmp_path: Path) -> None:
     world.store.client.delete_item(
         TableName=world.store.table, Key={"org": {"S": world.org}, "kek": {"S": lost}}
     )
-    result = import_backup(world.store, read_backup(path))
+    result = import_backup(
+        world.store, world.wrapper, read_backup(path), kms_key_arns=[world.key_arn]
+    )
     assert result.created == (lost,) and len(result.identical) == 2
     for blob, data in recordings.items():
         assert play(world, blob) == data
@@ -109,7 +115,7 @@ def test_an_item_that_differs_is_never_overwritten(world: World, tmp_path: Path)
     )
     before = world.store.get_org(world.org), world.store.list_keks(world.org)
     with pytest.raises(InvalidRequest, match="refusing to overwrite") as caught:
-        import_backup(world.store, read_backup(path))
+        import_backup(world.store, world.wrapper, read_backup(path), kms_key_arns=[world.key_arn])
     assert "org settings" in caught.value.message and "KEK" in caught.value.message
     assert (world.store.get_org(world.org), world.store.list_keks(world.org)) == before
 
@@ -142,7 +148,9 @@ def test_a_damaged_backup_is_refused_before_anything_is_written(
         path = tmp_path / f"{damage}.json"
         path.write_text(damaged(backup, damage))
         with pytest.raises(InvalidRequest):
-            import_backup(world.store, read_backup(path))
+            import_backup(
+                world.store, world.wrapper, read_backup(path), kms_key_arns=[world.key_arn]
+            )
         assert world.store.list_keks(world.org) == [], damage
 
 
@@ -158,7 +166,7 @@ def test_a_backup_whose_items_lie_is_refused_even_with_a_recomputed_checksum(
     forged = body | {"checksum": checksum(body)}
     world.store.delete_org_items(world.org)
     with pytest.raises(InvalidRequest, match="does not match"):
-        import_backup(world.store, forged)
+        import_backup(world.store, world.wrapper, forged, kms_key_arns=[world.key_arn])
     assert world.store.list_keks(world.org) == []
 
 

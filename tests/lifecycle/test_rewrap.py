@@ -12,7 +12,7 @@ import pytest
 
 from kmsbridge.decryptor.decryptor import Decryptor
 from kmsbridge.errors import AccessRevoked, InvalidRequest
-from kmsbridge.lifecycle.rewrap import RewrapStep, rewrap_org
+from kmsbridge.lifecycle.rewrap import RewrapStep, change_org_kms_keys
 from kmsbridge.lifecycle.rotation import destroy, public_key_for_encryption, rotate
 from kmsbridge.recordings.codec import decrypt_stream, encrypt_stream
 from tests.conftest import FIXED_NOW, Clock, World
@@ -95,7 +95,9 @@ def test_rewrap_moves_every_live_kek_and_the_org_to_the_new_keys(world: World) -
     blobs_before = set(recordings)
     new = [new_key(world), new_key(world)]
     steps: list[RewrapStep] = []
-    result = rewrap_org(world.store, world.wrapper, world.org, new, progress=steps.append)
+    result = change_org_kms_keys(
+        world.store, world.wrapper, world.org, new, set_by="test", progress=steps.append
+    )
     assert (result.count("rewrapped"), result.count("destroyed"), result.count("already")) == (
         2,
         1,
@@ -123,10 +125,10 @@ def test_rewrap_moves_every_live_kek_and_the_org_to_the_new_keys(world: World) -
 def test_a_rerun_after_success_changes_nothing(world: World) -> None:
     history(world)
     new = [new_key(world)]
-    rewrap_org(world.store, world.wrapper, world.org, new)
+    change_org_kms_keys(world.store, world.wrapper, world.org, new, set_by="test")
     items = world.store.list_keks(world.org), world.store.get_org(world.org)
     with crash_after_call([world.kms_client], None) as kms_calls:
-        result = rewrap_org(world.store, world.wrapper, world.org, new)
+        result = change_org_kms_keys(world.store, world.wrapper, world.org, new, set_by="test")
     assert (result.count("already"), result.count("rewrapped")) == (2, 0)
     assert kms_calls == []  # a finished rewrap asks KMS nothing
     assert (world.store.list_keks(world.org), world.store.get_org(world.org)) == items
@@ -139,22 +141,28 @@ def test_a_crash_after_any_aws_call_leaves_everything_playable_and_a_rerun_finis
     clients = [world.kms_client, world.store.client]
     current = [new_key(world), new_key(world)]
     with crash_after_call(clients, None) as calls:
-        rewrap_org(world.store, world.wrapper, world.org, current)
+        change_org_kms_keys(world.store, world.wrapper, world.org, current, set_by="test")
     # Per live KEK: Decrypt (old), GenerateDataKey + Encrypt (new), Decrypt x2 (each new
-    # key alone), UpdateItem; around them GetItem + Query, and UpdateItem for the org.
+    # key alone), UpdateItem. Before them the same KMS calls for the active KEK in memory
+    # (the new keys tried, nothing written) after GetItem x2, then GetItem + UpdateItem
+    # (the org registers the keys), GetItem + Query; last UpdateItem (previous keys dropped).
+    per_kek = ["Decrypt", "GenerateDataKey", "Encrypt", "Decrypt", "Decrypt"]
     assert sorted(calls) == sorted(
-        ["GetItem", "Query", "UpdateItem"]
-        + 2 * ["Decrypt", "GenerateDataKey", "Encrypt", "Decrypt", "Decrypt", "UpdateItem"]
+        ["GetItem", "GetItem", *per_kek, "GetItem", "UpdateItem", "GetItem", "Query"]
+        + 2 * [*per_kek, "UpdateItem"]
+        + ["UpdateItem"]
     )
     disable(world, world.key_arn)
 
     for n in range(1, len(calls) + 1):
         target = [new_key(world), new_key(world)]
         with crash_after_call(clients, n) as seen, pytest.raises(Crash):
-            rewrap_org(world.store, world.wrapper, world.org, target)
+            change_org_kms_keys(world.store, world.wrapper, world.org, target, set_by="test")
         assert len(seen) == n
         play_all(world, recordings)  # mid-rewrap: old and new items both unwrap
-        rewrap_org(world.store, world.wrapper, world.org, target)  # the rerun finishes
+        change_org_kms_keys(
+            world.store, world.wrapper, world.org, target, set_by="test"
+        )  # the rerun finishes
         assert_all_on(world, target)
         for arn in current:  # nothing depends on the keys it moved away from
             disable(world, arn)
@@ -168,7 +176,7 @@ def test_a_rotation_during_the_rewrap_is_picked_up(world: World) -> None:
     rotated: list[str] = []
 
     def rotate_once(step: RewrapStep) -> None:
-        if not rotated:  # the rotation wraps its KEK under the org's old keys
+        if not rotated:  # the rotation wraps its KEK under the newly registered keys
             rotated.append(
                 rotate(
                     world.store,
@@ -179,9 +187,12 @@ def test_a_rotation_during_the_rewrap_is_picked_up(world: World) -> None:
                 ).active_kek
             )
 
-    result = rewrap_org(world.store, world.wrapper, world.org, new, progress=rotate_once)
-    assert result.outcomes[rotated[0]] == "rewrapped"
+    result = change_org_kms_keys(
+        world.store, world.wrapper, world.org, new, set_by="test", progress=rotate_once
+    )
+    assert result.outcomes[rotated[0]] == "already"
     assert_all_on(world, new)
+    assert world.store.get_org(world.org).previous_kms_keys == ()
 
 
 def test_a_new_key_the_platform_cannot_use_stops_the_rewrap_before_any_write(
@@ -192,13 +203,15 @@ def test_a_new_key_the_platform_cannot_use_stops_the_rewrap_before_any_write(
     disable(world, bad)
     before = world.store.list_keks(world.org), world.store.get_org(world.org)
     with pytest.raises(AccessRevoked):
-        rewrap_org(world.store, world.wrapper, world.org, [good, bad])
+        change_org_kms_keys(world.store, world.wrapper, world.org, [good, bad], set_by="test")
     assert (world.store.list_keks(world.org), world.store.get_org(world.org)) == before
     play_all(world, recordings)
 
 
 def test_rewrap_refuses_bad_arns_before_any_call(world: World) -> None:
     with pytest.raises(InvalidRequest):
-        rewrap_org(world.store, world.wrapper, world.org, ["alias/customer"])
+        change_org_kms_keys(
+            world.store, world.wrapper, world.org, ["alias/customer"], set_by="test"
+        )
     with pytest.raises(InvalidRequest):
-        rewrap_org(world.store, world.wrapper, world.org, [])
+        change_org_kms_keys(world.store, world.wrapper, world.org, [], set_by="test")

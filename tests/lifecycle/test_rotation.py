@@ -277,9 +277,9 @@ def test_inventory_reports_states_ages_days_left_and_key_usability(world: World)
         world.store, world.wrapper, world.org, now=FIXED_NOW + 10 * DAY, certifier=world.certifier
     )
     second = world.kms_client.create_key()["KeyMetadata"]  # type: ignore[attr-defined]
-    from kmsbridge.lifecycle.rewrap import rewrap_org
+    from kmsbridge.lifecycle.rewrap import change_org_kms_keys
 
-    rewrap_org(world.store, world.wrapper, world.org, [second["Arn"]])
+    change_org_kms_keys(world.store, world.wrapper, world.org, [second["Arn"]], set_by="t")
     world.kms_client.disable_key(KeyId=world.key_id)  # type: ignore[attr-defined]
     report = inventory(world.store, world.wrapper, world.org, now=FIXED_NOW + 40 * DAY)
     active, old = report.keks

@@ -35,7 +35,6 @@ from kmsbridge.lifecycle.windows import (
 )
 from tests.conftest import FIXED_NOW
 
-ROLE = "arn:aws:iam::111122223333:role/kmsbridge-decryptor"
 ARN = "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 T0 = FIXED_NOW  # 2026-11-01T12:00:00Z
 T1 = T0 + timedelta(days=90)  # 2027-01-30T12:00:00Z
@@ -80,7 +79,6 @@ def hcl_value(text: str) -> Any:
 
 
 def plan(store: KeyStore, start: str, end: str, **kw: Any) -> Any:
-    kw.setdefault("decryptor_role_arn", ROLE)
     return plan_window(store, "acme", start, end, now=NOW, **kw)
 
 
@@ -192,16 +190,13 @@ def test_a_window_covering_no_kek_is_refused(table: Any) -> None:
 def test_an_unknown_org_is_not_found(table: Any) -> None:
     store, _ = table
     with pytest.raises(NotFound):
-        plan_window(store, "nobody", "2027-01-01", "2027-01-02", decryptor_role_arn=ROLE, now=NOW)
+        plan_window(store, "nobody", "2027-01-01", "2027-01-02", now=NOW)
 
 
-@pytest.mark.parametrize(
-    "role", [None, "", "arn:aws:iam::1111:role/x", "arn:aws:iam::111122223333:user/x"]
-)
-def test_the_decryptor_role_must_be_a_role_arn(table: Any, role: str | None) -> None:
-    store, _ = table
-    with pytest.raises(InvalidRequest, match="decryptor role ARN is required|not an IAM role ARN"):
-        plan(store, "2027-02-01", "2027-02-02", decryptor_role_arn=role)
+def test_no_role_is_needed_to_print_the_deny(table: Any) -> None:
+    store, ids = table
+    report = revoke_report(plan(store, "2027-02-01", "2027-02-02"))
+    assert report["kek_ids"] == [ids[1]] and "decryptor_role_arn" not in report
 
 
 def test_already_revoked_ids_must_be_kek_ids(table: Any) -> None:

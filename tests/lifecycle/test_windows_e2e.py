@@ -34,7 +34,6 @@ from tests.terraform.test_windows import printed_ids
 
 pytestmark = pytest.mark.server
 
-ROLE = "arn:aws:iam::111122223333:role/kmsbridge-decryptor"
 PERIODS = (FIXED_NOW, FIXED_NOW + timedelta(days=90), FIXED_NOW + timedelta(days=180))
 
 
@@ -106,7 +105,7 @@ def test_revoke_one_period_then_restore(
 
     revoke = cli(
         capsys, w, moto_server, "access", "revoke-window", w.org,
-        "--from", "2027-02-01", "--to", "2027-02-28", "--decryptor-role-arn", ROLE,
+        "--from", "2027-02-01", "--to", "2027-02-28",
     )  # fmt: skip
     assert revoke["kek_ids"] == [keks[1].kek_id]
     assert revoke["covered"] == [{"from": iso(PERIODS[1]), "to": iso(PERIODS[2])}]
@@ -130,7 +129,7 @@ def test_revoke_one_period_then_restore(
 
     restore = cli(
         capsys, w, moto_server, "access", "restore-window", w.org,
-        "--from", "2027-02-01", "--to", "2027-02-28", "--decryptor-role-arn", ROLE,
+        "--from", "2027-02-01", "--to", "2027-02-28",
         "--revoked-kek-ids", keks[1].kek_id,
     )  # fmt: skip
     assert restore["statement_to_remove"] == revoke["statement"]
@@ -150,7 +149,6 @@ def test_a_window_reaching_today_revokes_new_recordings_too(
     revoke = cli(
         capsys, w, moto_server, "access", "revoke-window", w.org,
         "--from", iso(PERIODS[1] + timedelta(days=1)), "--to", iso(PERIODS[1] + timedelta(days=30)),
-        "--decryptor-role-arn", ROLE,
     )  # fmt: skip
     assert revoke["kek_ids"] == [active.kek_id] and revoke["includes_active_kek"]
     assert any("new recordings will not play" in n for n in revoke["notes"])

@@ -1,18 +1,20 @@
 """Bulk work fanned out as SQS messages, one org per message, run by ``lambda/jobs``.
 
 A message body is JSON with a ``type`` and that type's fields, e.g. ``{"type": "rewrap",
-"org": "acme", "kms_keys": [ARN, ...]}``. The handler maps each type to a function of
-the body (``JobTable``); ``process_batch`` runs each record and answers SQS's partial
-batch response, ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}``, so SQS
-redelivers only the failed messages (the event source mapping must enable
-``ReportBatchItemFailures``). Jobs must be idempotent: SQS delivers at least once.
+"org": "acme"}``: a rewrap message names no KMS key, the worker moves the org's KEKs to the
+keys registered in its settings item (so whoever can send to the queue cannot choose them).
+The handler maps each type to a function of the body (``JobTable``); ``process_batch`` runs
+each record and answers SQS's partial batch response, ``{"batchItemFailures":
+[{"itemIdentifier": messageId}, ...]}``, so SQS redelivers only the failed messages (the
+event source mapping must enable ``ReportBatchItemFailures``). Jobs must be idempotent: SQS
+delivers at least once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,7 +23,7 @@ from kmsbridge.aws import error_for
 from kmsbridge.errors import InternalError, InvalidRequest, KmsBridgeError
 from kmsbridge.export.job import process_export_batch
 from kmsbridge.formats import validate_org
-from kmsbridge.keys.kms import KekWrapper, validate_key_arns
+from kmsbridge.keys.kms import KekWrapper
 from kmsbridge.keys.table import KeyStore
 from kmsbridge.lifecycle.rewrap import RewrapResult, rewrap_org
 from kmsbridge.services import Services
@@ -36,12 +38,9 @@ SQS_BATCH_LIMIT = 10
 # ---------------------------------------------------------------- producing
 
 
-def rewrap_message(org: str, kms_key_arns: Sequence[str]) -> dict[str, Any]:
-    return {
-        "type": "rewrap",
-        "org": validate_org(org),
-        "kms_keys": validate_key_arns(kms_key_arns),
-    }
+def rewrap_message(org: str) -> dict[str, Any]:
+    """Finish moving the org's KEKs to its registered KMS keys (``org set-kms-keys``)."""
+    return {"type": "rewrap", "org": validate_org(org)}
 
 
 def enqueue(sqs: Any, queue_url: str, messages: Iterable[dict[str, Any]]) -> int:
@@ -130,11 +129,18 @@ def parse_body(body: object) -> dict[str, Any]:
 
 
 def run_rewrap(store: KeyStore, kms: KekWrapper, body: Mapping[str, Any]) -> RewrapResult:
-    """The ``rewrap`` job: ``{"type": "rewrap", "org": ORG, "kms_keys": [ARN, ...]}``."""
-    arns = body.get("kms_keys")
-    if not isinstance(arns, list) or not all(isinstance(a, str) for a in arns):
-        raise InvalidRequest("a rewrap job needs 'kms_keys': a list of KMS key ARNs")
-    return rewrap_org(store, kms, validate_org(body.get("org")), arns)
+    """The ``rewrap`` job: ``{"type": "rewrap", "org": ORG}``, to the org's registered keys.
+
+    A message with any other field (``kms_keys`` above all) is refused before any read or
+    KMS call: the target keys are the operator's decision, never the message's.
+    """
+    extra = sorted(set(body) - {"type", "org"})
+    if extra:
+        raise InvalidRequest(
+            f"a rewrap job names only its org, not {', '.join(extra)}: the worker rewraps "
+            "to the org's registered KMS keys (kmsbridge org set-kms-keys)"
+        )
+    return rewrap_org(store, kms, validate_org(body.get("org")))
 
 
 def job_table(services: Services) -> JobTable:
