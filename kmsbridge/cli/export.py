@@ -150,7 +150,7 @@ def _target(ctx: Context) -> Any:
     if a.to_pgp:
         from kmsbridge.cli.export_custody import pgp_recipient_target
 
-        return pgp_recipient_target(ctx, a.to_pgp)
+        return pgp_recipient_target(a.to_pgp)
     raise InvalidRequest("name the recipient: --to-cert CERT.pem, --to-kms-key ARN or --to-pgp KEY")
 
 

@@ -23,26 +23,15 @@ if TYPE_CHECKING:
 SIGNING_KEY_ENV = "KMSBRIDGE_EXPORT_SIGNING_KEY"
 
 
-def pgp_recipient_target(ctx: Context, path: str) -> ExportTarget:
-    """``--to-pgp KEY.asc``: the OpenPGP public key, checked (``export.pgp.pgp_recipient``)
-    and, through ``require_registered``, a recipient of the org."""
+def pgp_recipient_target(path: str) -> ExportTarget:
+    """``--to-pgp KEY.asc``: the OpenPGP public key, checked (``export.pgp.pgp_recipient``).
+
+    Whether it is a registered recipient of the org is checked where every target is, by
+    ``export.archive.check_registered``, before any recording is read.
+    """
     from kmsbridge.export.archive import pgp_target
 
-    target = pgp_target(Path(path).read_bytes())
-    require_registered(ctx, target)
-    return target
-
-
-def require_registered(ctx: Context, target: ExportTarget) -> None:
-    """The one check that ``target`` is a registered export recipient of the org (DESIGN.md
-    "Trust boundaries": export goes only to recipients registered for the org).
-
-    The registry (``export recipients add|list|remove``, kept in the org settings item) is
-    not on this branch yet: until it is, this checks nothing, and the PGP key given on the
-    command line is trusted as the operator's choice. When the registry lands, this looks
-    the key's fingerprint up in the org's recipients and refuses an unregistered one.
-    """
-    del ctx, target
+    return pgp_target(Path(path).read_bytes())
 
 
 def manifest_signer(ctx: Context) -> ManifestSigner | None:
