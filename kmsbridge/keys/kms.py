@@ -107,22 +107,34 @@ class KekWrapper:
         self, pkcs8_der: bytes, *, org: str, kek_id: str, kms_key_arns: Sequence[str]
     ) -> bytes:
         """An ESDK message of the PKCS#8 key under every listed ARN (one per MRK)."""
+        return self.wrap_secret(pkcs8_der, kek_context(org, kek_id), kms_key_arns)
+
+    def unwrap(self, blob: bytes, *, org: str, kek_id: str, kms_key_arns: Sequence[str]) -> bytes:
+        """The PKCS#8 key of a wrapped KEK, trying each ARN (local region first)."""
+        return self.unwrap_secret(blob, kek_context(org, kek_id), kms_key_arns)
+
+    def wrap_secret(
+        self, secret: bytes, context: dict[str, str], kms_key_arns: Sequence[str]
+    ) -> bytes:
+        """A secret of the org (a KEK, an LKM Hawk key) under its KMS keys, with its context."""
         arns = distinct_keys(kms_key_arns)
         provider = self._provider(tuple(arns))
         blob, _ = self._call(
             lambda: self._esdk.encrypt(
-                source=pkcs8_der,
+                source=secret,
                 key_provider=provider,
-                encryption_context=kek_context(org, kek_id),
+                encryption_context=context,
                 algorithm=KEK_WRAP_SUITE,
             )
         )
         return bytes(blob)
 
-    def unwrap(self, blob: bytes, *, org: str, kek_id: str, kms_key_arns: Sequence[str]) -> bytes:
-        """The PKCS#8 key of a wrapped KEK, trying each ARN (local region first)."""
+    def unwrap_secret(
+        self, blob: bytes, context: dict[str, str], kms_key_arns: Sequence[str]
+    ) -> bytes:
+        """The secret, if KMS agrees and the blob's context is exactly ``context``."""
         if not kms_key_arns:
-            raise IntegrityError("the KEK lists no KMS key")
+            raise IntegrityError("the wrapped key lists no KMS key")
         errors: list[KmsBridgeError] = []
         for arn in self._local_first(kms_key_arns):
             provider = self._provider((arn,))
@@ -133,7 +145,7 @@ class KekWrapper:
             except (AccessRevoked, NotFound, KmsUnavailable, InternalError, NotWrappedUnder) as exc:
                 errors.append(exc)
                 continue
-            check_kek_context(dict(header.encryption_context), org, kek_id)
+            check_context(dict(header.encryption_context), context)
             return bytes(plaintext)
         raise most_actionable(errors)
 
@@ -249,13 +261,13 @@ def _provider_class(
     return Provider
 
 
-def check_kek_context(context: dict[str, str], org: str, kek_id: str) -> None:
-    """The unwrapped blob must say exactly: this org, this KEK, purpose kek."""
+def check_context(context: dict[str, str], expected: dict[str, str]) -> None:
+    """The unwrapped blob must say exactly what was expected: org, key id, purpose."""
     context.pop(_ESDK_PUBLIC_KEY_CONTEXT, None)
-    if context.get(CONTEXT_ORG) != org:
-        raise WrongOrg("the wrapped KEK belongs to another org")
-    if context != kek_context(org, kek_id):
-        raise IntegrityError("the wrapped KEK's encryption context is not the expected one")
+    if context.get(CONTEXT_ORG) != expected[CONTEXT_ORG]:
+        raise WrongOrg("the wrapped key belongs to another org")
+    if context != expected:
+        raise IntegrityError("the wrapped key's encryption context is not the expected one")
 
 
 def most_actionable(errors: Sequence[KmsBridgeError]) -> KmsBridgeError:
