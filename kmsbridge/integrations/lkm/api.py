@@ -133,22 +133,27 @@ class LkmApi:
         if isinstance(route, HttpResponse):
             return route
         name, handler, authenticated = route
-        fields: dict[str, Any] = {"op": f"lkm-{name}", "user": _user(request)}
+        fields: dict[str, Any] = {
+            "op": f"lkm-{name}",
+            "org": None,
+            "user": _user(request),
+            "_started": started,
+        }
         try:
             if len(request.body) > MAX_BODY_BYTES:
                 return error_response(413, "the request body is too large")
             credential = self._authenticate(request, fields) if authenticated else None
             return handler(self, request, credential, fields)
         except HawkError as exc:
-            self._audit(fields, "UNAUTHORIZED", started, request, reason=exc.reason)
+            self._audit(fields, "UNAUTHORIZED", request, reason=exc.reason)
             headers = {"WWW-Authenticate": exc.challenge}
             return json_response(401, {"message": UNAUTHORIZED, "status": 401}, headers)
         except BadRequest as exc:
-            self._audit(fields, "INVALID_REQUEST", started, request)
+            self._audit(fields, "INVALID_REQUEST", request)
             return error_response(400, str(exc))
         except KmsBridgeError as exc:
-            if not fields.get("audited"):
-                self._audit(fields, exc.code, started, request)
+            if not fields.get("_audited"):
+                self._audit(fields, exc.code, request)
             status = _STATUS_BY_CODE.get(exc.code, 500)
             return error_response(status, exc.message, code=exc.code, retryable=exc.retryable)
         except Exception as exc:
@@ -159,7 +164,7 @@ class LkmApi:
                 ":".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in where),
                 request.request_id,
             )
-            self._audit(fields, "INTERNAL", started, request)
+            self._audit(fields, "INTERNAL", request)
             message = f"unexpected failure (request id {request.request_id})"
             return error_response(500, message, code="INTERNAL", retryable=False)
 
@@ -207,7 +212,7 @@ class LkmApi:
             credential = self.service.create_credential(org, credential_id)
         except InvalidRequest:
             raise BadRequest(BAD_AUTH_ID) from None
-        self._audit(fields, "ok", None, request)
+        self._audit(fields, "ok", request)
         return json_response(200, _credential_json(credential))
 
     def create_keypair(
@@ -216,10 +221,10 @@ class LkmApi:
         assert credential is not None
         if not self.config.allow_keypair_create:
             message = "key pairs are created with `kmsbridge lkm keypair create ORG` here"
-            self._audit(fields, "FORBIDDEN", None, request)
+            self._audit(fields, "FORBIDDEN", request)
             return error_response(403, message)
         keypair = self.service.create_keypair(credential.org)
-        self._audit({**fields, "kek": keypair.kek_id, "keypair": keypair.id}, "ok", None, request)
+        self._audit({**fields, "kek": keypair.kek_id, "keypair": keypair.id}, "ok", request)
         return json_response(200, keypair.to_json())
 
     def list_keypairs(
@@ -227,7 +232,7 @@ class LkmApi:
     ) -> HttpResponse:
         assert credential is not None
         keypairs = self.service.keypairs(credential.org)
-        self._audit(fields, "ok", None, request)
+        self._audit(fields, "ok", request)
         return json_response(200, [k.to_json() for k in keypairs])
 
     def get_keypair(
@@ -238,9 +243,9 @@ class LkmApi:
         fields["keypair"] = keypair_id if _is_uuid(keypair_id) else None
         keypair = self.service.keypair(credential.org, keypair_id) if fields["keypair"] else None
         if keypair is None:
-            self._audit(fields, "NOT_FOUND", None, request)
+            self._audit(fields, "NOT_FOUND", request)
             return error_response(404, NO_KEYPAIR)
-        self._audit({**fields, "kek": keypair.kek_id}, "ok", None, request)
+        self._audit({**fields, "kek": keypair.kek_id}, "ok", request)
         return json_response(200, keypair.to_json())
 
     def decrypt(
@@ -256,7 +261,7 @@ class LkmApi:
         keypair = self.service.keypair(credential.org, keypair_id) if _is_uuid(keypair_id) else None
         if keypair is None:
             raise BadRequest(NO_KEYPAIR)
-        fields["audited"] = True  # the decryptor writes this decision's audit line
+        fields["_audited"] = True  # the decryptor writes this decision's audit line
         key = self.service.decrypt(
             keypair,
             ciphertext,
@@ -270,7 +275,7 @@ class LkmApi:
     def options(
         self, request: HttpRequest, credential: Credential | None, fields: dict[str, Any]
     ) -> HttpResponse:
-        self._audit(fields, "ok", None, request)
+        self._audit(fields, "ok", request)
         return json_response(200, OPTIONS_DOCUMENT)
 
     # ------------------------------------------------------------ helpers
@@ -290,18 +295,13 @@ class LkmApi:
         return credential
 
     def _audit(
-        self,
-        fields: dict[str, Any],
-        outcome: str,
-        started: float | None,
-        request: HttpRequest,
-        **extra: Any,
+        self, fields: dict[str, Any], outcome: str, request: HttpRequest, **extra: Any
     ) -> None:
-        values = {k: v for k, v in fields.items() if k != "audited"}
+        values = {k: v for k, v in fields.items() if not k.startswith("_")}
         audit(
             **values,
             outcome=outcome,
-            duration_ms=0.0 if started is None else (time.perf_counter() - started) * 1000,
+            duration_ms=(time.perf_counter() - fields["_started"]) * 1000,
             request_id=request.request_id,
             **extra,
         )
