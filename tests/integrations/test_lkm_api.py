@@ -9,12 +9,15 @@ endpoint at test time: a 32-byte data key under RSA-OAEP-SHA1 and PKCS#1 v1.5.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import logging
 import os
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +34,7 @@ from kmsbridge.integrations.lkm.api import (
 from kmsbridge.integrations.lkm.app import build_api
 from kmsbridge.integrations.lkm.frontends import LkmHandler
 from kmsbridge.integrations.lkm.hawk import Credential
+from kmsbridge.integrations.lkm.nonces import DynamoNonceStore
 from kmsbridge.integrations.lkm.service import Keypair, LkmService
 from kmsbridge.services import Services, Settings
 from tests.conftest import Clock, World, make_world
@@ -285,3 +289,41 @@ def test_nothing_secret_reaches_the_logs(
     assert decrypts[0]["user"] == USER_ID and decrypts[0]["keypair"] == lkm.keypair.id
     assert decrypts[0]["kek"] == lkm.keypair.kek_id and decrypts[0]["org"] == lkm.world.org
     assert decrypts[0]["padding"] == "rsa-oaep-sha1-mgf1-sha1"
+
+
+HANDLER = Path(__file__).resolve().parents[2] / "lambda" / "lkm" / "handler.py"
+
+
+def load_handler_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"lkm_handler_{os.urandom(3).hex()}", HANDLER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_lambda_handler_refuses_a_replay_to_another_container(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two containers of lambda/lkm/handler.py share the DynamoDB nonce table."""
+    nonces = DynamoNonceStore(world.clients.client("dynamodb"), "lkm-nonces", 60)
+    nonces.create_table()
+    monkeypatch.setenv("KMSBRIDGE_TABLE", world.store.table)
+    monkeypatch.setenv("KMSBRIDGE_LKM_NONCE_TABLE", "lkm-nonces")
+    service = LkmService(world.store, world.wrapper, world.decryptor)
+    credential = service.create_credential(world.org, "genesys-lambda")
+    keypair = service.create_keypair(world.org)
+    data_key = os.urandom(32)
+    event = function_url_event(
+        "POST",
+        DECRYPT,
+        credential_id=credential.id,
+        key=credential.key.decode(),
+        body={"keypairId": keypair.id, "body": encrypt_data_key(keypair.public_key, data_key)},
+    )
+    first, second = load_handler_module(), load_handler_module()
+    context = SimpleNamespace(aws_request_id="lambda-request-1")
+    response = first.handler(event, context)
+    assert response["statusCode"] == 200, response
+    assert base64.b64decode(body_of(response)["body"]) == data_key
+    _assert_unauthorized(second.handler(event, context))
