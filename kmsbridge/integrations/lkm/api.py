@@ -174,21 +174,11 @@ class LkmApi:
         if not request.path.startswith(PREFIX + "/"):
             return error_response(404, "not found")
         rest = request.path[len(PREFIX) :]
-        method = request.method.upper()
-        table: dict[tuple[str, str], tuple[str, _Handler, bool]] = {
-            ("GET", "/health"): ("health", LkmApi.health, False),
-            ("POST", "/auth"): ("register", LkmApi.register, False),
-            ("POST", "/keypair"): ("keypair-create", LkmApi.create_keypair, True),
-            ("GET", "/keypair"): ("keypair-list", LkmApi.list_keypairs, True),
-            ("POST", "/decrypt"): ("decrypt", LkmApi.decrypt, True),
-            ("OPTIONS", "/decrypt"): ("decrypt-options", LkmApi.options, True),
-        }
         path = "/keypair/{id}" if rest.startswith("/keypair/") and rest.count("/") == 2 else rest
-        if path == "/keypair/{id}":
-            table[("GET", path)] = ("keypair-get", LkmApi.get_keypair, True)
-        if (method, path) in table:
-            return table[(method, path)]
-        if any(p == path for _, p in table):
+        route = ROUTES.get((request.method.upper(), path))
+        if route is not None:
+            return route
+        if any(p == path for _, p in ROUTES):
             return error_response(405, "method not allowed")
         return error_response(404, "not found")
 
@@ -308,6 +298,16 @@ class LkmApi:
 
 
 _Handler = Callable[[LkmApi, HttpRequest, Credential | None, dict[str, Any]], HttpResponse]
+# (method, path under PREFIX) -> (audit op suffix, handler, Hawk required)
+ROUTES: dict[tuple[str, str], tuple[str, _Handler, bool]] = {
+    ("GET", "/health"): ("health", LkmApi.health, False),
+    ("POST", "/auth"): ("register", LkmApi.register, False),
+    ("POST", "/keypair"): ("keypair-create", LkmApi.create_keypair, True),
+    ("GET", "/keypair"): ("keypair-list", LkmApi.list_keypairs, True),
+    ("GET", "/keypair/{id}"): ("keypair-get", LkmApi.get_keypair, True),
+    ("POST", "/decrypt"): ("decrypt", LkmApi.decrypt, True),
+    ("OPTIONS", "/decrypt"): ("decrypt-options", LkmApi.options, True),
+}
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
