@@ -327,3 +327,31 @@ def test_the_lambda_handler_refuses_a_replay_to_another_container(
     assert response["statusCode"] == 200, response
     assert base64.b64decode(body_of(response)["body"]) == data_key
     _assert_unauthorized(second.handler(event, context))
+
+
+def test_a_rest_api_proxy_event_decrypts_too(lkm: Lkm) -> None:
+    """API Gateway REST API (payload 1.0), the front that can carry an IP resource policy."""
+    data_key = os.urandom(32)
+    ciphertext = encrypt_data_key(lkm.keypair.public_key, data_key, pkcs1=True)
+    v2 = function_url_event(
+        "POST",
+        DECRYPT,
+        credential_id=lkm.credential.id,
+        key=lkm.credential.key.decode(),
+        body={"keypairId": lkm.keypair.id, "body": ciphertext},
+        query="decryptType=pkcs1",
+    )
+    v1 = {
+        "resource": "/{proxy+}",
+        "path": DECRYPT,
+        "httpMethod": "POST",
+        "headers": {k.title(): v for k, v in v2["headers"].items()},
+        "multiValueQueryStringParameters": {"decryptType": ["pkcs1"]},
+        "queryStringParameters": {"decryptType": "pkcs1"},
+        "requestContext": {"requestId": "rest-1"},
+        "body": v2["body"],
+        "isBase64Encoded": False,
+    }
+    response = lkm.handler(v1)
+    assert response["statusCode"] == 200, response
+    assert base64.b64decode(body_of(response)["body"]) == data_key

@@ -1,8 +1,10 @@
 """Two front doors for ``LkmApi``: Lambda function URLs and a loopback HTTP server.
 
 - ``LkmHandler``: the Lambda runtime entry (``lambda/lkm/handler.py``). Function URL
-  events, payload format 2.0: ``rawPath`` and ``rawQueryString`` as sent (what the Hawk
-  MAC covers), lowercase ``headers``, ``body`` (base64 when ``isBase64Encoded``). The
+  (and HTTP API) events, payload format 2.0: ``rawPath`` and ``rawQueryString`` as sent
+  (what the Hawk MAC covers), lowercase ``headers``, ``body`` (base64 when
+  ``isBase64Encoded``); REST API proxy events (payload 1.0) for a front with a resource
+  policy. The
   API is built on the first event (settings and clients once per container); warm
   events reuse it and its bounded caches.
 - ``serve``: ``kmsbridge lkm serve``, the standard library's threading HTTP server on
@@ -18,7 +20,7 @@ import ssl
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from kmsbridge.integrations.lkm.api import (
     MAX_BODY_BYTES,
@@ -36,10 +38,22 @@ LOOPBACK = "127.0.0.1"
 
 
 def request_from_event(event: object, request_id: str | None = None) -> HttpRequest | None:
-    """The request of a function URL event (payload 2.0), or None if it is not one."""
-    if not isinstance(event, dict) or event.get("version") != "2.0":
+    """The request of a function URL or HTTP API event (payload 2.0), or of an API Gateway
+    REST API proxy event (payload 1.0); None if it is neither."""
+    if not isinstance(event, dict):
         return None
-    http = (event.get("requestContext") or {}).get("http") or {}
+    context = event.get("requestContext") or {}
+    if event.get("version") == "2.0":
+        method = str((context.get("http") or {}).get("method", ""))
+        path, query = str(event.get("rawPath", "")), str(event.get("rawQueryString", ""))
+    elif "httpMethod" in event and "path" in event:
+        # Payload 1.0 has no raw query string: it is rebuilt from the parsed values, which
+        # gives back what the client signed for the contract's one parameter (decryptType).
+        method, path = str(event["httpMethod"]), str(event["path"])
+        values = event.get("multiValueQueryStringParameters") or {}
+        query = urlencode([(k, v) for k, vs in values.items() for v in vs])
+    else:
+        return None
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     body = event.get("body") or ""
     try:
@@ -49,14 +63,14 @@ def request_from_event(event: object, request_id: str | None = None) -> HttpRequ
     payload = raw if isinstance(raw, bytes) else str(raw).encode()
     host, port = split_host(headers.get("host", ""), _int(headers.get("x-forwarded-port"), 443))
     return HttpRequest(
-        method=str(http.get("method", "")),
-        path=str(event.get("rawPath", "")),
-        query=str(event.get("rawQueryString", "")),
+        method=method,
+        path=path,
+        query=query,
         headers=headers,
         body=payload,
         host=host,
         port=port,
-        request_id=request_id or (event.get("requestContext") or {}).get("requestId"),
+        request_id=request_id or context.get("requestId"),
     )
 
 
