@@ -173,6 +173,9 @@ def test_wrong_key_stale_timestamp_and_replay_are_401_and_decrypt_nothing(
         "replayed nonce",
         "no Authorization header",
     ]
+    # Once the MAC checked out, the refusal names whose request it was.
+    ids = [line.get("credential") for line in refusals]
+    assert ids == [None, lkm.credential.id, lkm.credential.id, None]
     assert [line["op"] for line in lines if line["outcome"] == "ok"] == ["lkm-decrypt"]
 
 

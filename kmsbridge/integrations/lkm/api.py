@@ -145,6 +145,8 @@ class LkmApi:
             credential = self._authenticate(request, fields) if authenticated else None
             return handler(self, request, credential, fields)
         except HawkError as exc:
+            if exc.credential is not None:  # the MAC was right: say whose request it was
+                fields.update(org=exc.credential.org, credential=exc.credential.id)
             self._audit(fields, "UNAUTHORIZED", request, reason=exc.reason)
             headers = {"WWW-Authenticate": exc.challenge}
             return json_response(401, {"message": UNAUTHORIZED, "status": 401}, headers)

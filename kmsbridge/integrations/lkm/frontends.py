@@ -144,7 +144,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     api: LkmApi
     protocol_version = "HTTP/1.1"
     server_version = "kmsbridge-lkm"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def do_GET(self) -> None:
         self._handle()

@@ -47,12 +47,16 @@ _MAX_NONCE_CHARS = 128
 
 
 class HawkError(Exception):
-    """A request that does not authenticate. ``reason`` is for the audit line only."""
+    """A request that does not authenticate. ``reason`` is for the audit line only;
+    ``credential`` is set once the MAC checked out (a stale or replayed request)."""
 
-    def __init__(self, reason: str, *, challenge: str = "Hawk") -> None:
+    def __init__(
+        self, reason: str, *, challenge: str = "Hawk", credential: Credential | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.challenge = challenge
+        self.credential = credential
 
 
 @dataclass(frozen=True)
@@ -186,11 +190,12 @@ class HawkVerifier:
         if sent_hash is not None:
             computed = payload_hash(request.content_type, request.body)
             if not hmac.compare_digest(computed.encode(), sent_hash.encode()):
-                raise HawkError("payload hash does not match the body")
+                raise HawkError("payload hash does not match the body", credential=credential)
         now = self._now()
         ts = int(attributes["ts"])
         if abs(now - ts) > self.skew:
-            raise HawkError("stale timestamp", challenge=stale_challenge(credential.key, now))
+            challenge = stale_challenge(credential.key, now)
+            raise HawkError("stale timestamp", challenge=challenge, credential=credential)
         if not self._nonces.first_use(credential.id, attributes["nonce"], ts, now=now):
-            raise HawkError("replayed nonce")
+            raise HawkError("replayed nonce", credential=credential)
         return credential
