@@ -358,3 +358,18 @@ def test_a_rest_api_proxy_event_decrypts_too(lkm: Lkm) -> None:
     response = lkm.handler(v1)
     assert response["statusCode"] == 200, response
     assert base64.b64decode(body_of(response)["body"]) == data_key
+
+
+def test_an_org_outside_the_allowed_orgs_is_not_served(world: World) -> None:
+    settings = Settings(table=world.store.table, allowed_orgs=frozenset({"globex"}))
+    services = Services(settings, clients=world.clients, decryptor=world.decryptor)
+    api = build_api(services, cache_clock=world.clock)
+    credential = LkmService(world.store, world.wrapper, world.decryptor).create_credential(
+        world.org, "genesys-elsewhere"
+    )
+    calls = world.wrapper.kms_calls
+    event = function_url_event(
+        "GET", KEYPAIR, credential_id=credential.id, key=credential.key.decode()
+    )
+    _assert_unauthorized(LkmHandler(lambda: api)(event))
+    assert world.wrapper.kms_calls == calls  # its Hawk key was not even unwrapped

@@ -29,7 +29,13 @@ def build_api(
     keys (pass the decryptor's clock so one revocation bound covers both).
     """
     settings = services.settings
-    service = LkmService(services.store, services.kms, services.decryptor, now=cache_clock)
+    service = LkmService(
+        services.store,
+        services.kms,
+        services.decryptor,
+        allowed_orgs=settings.allowed_orgs,
+        now=cache_clock,
+    )
     nonces: NonceStore
     if settings.lkm_nonce_table:
         client = services.clients.client("dynamodb")

@@ -89,9 +89,11 @@ class LkmService:
         wrapper: KekWrapper,
         decryptor: Decryptor,
         *,
+        allowed_orgs: frozenset[str] | None = None,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self.allowed_orgs = allowed_orgs
         self.wrapper = wrapper
         self.decryptor = decryptor
         self._credentials: TtlCache[Credential] = TtlCache(decryptor.keks.max_age, 1024, now)
@@ -125,14 +127,18 @@ class LkmService:
         return Credential(credential_id, org, key)
 
     def credential(self, credential_id: str) -> Credential | None:
-        """The credential with this id (its key unwrapped, or cached), or None."""
+        """The credential with this id (its key unwrapped, or cached), or None.
+
+        None too for an org outside ``allowed_orgs`` (``KMSBRIDGE_ALLOWED_ORGS``): this
+        deployment does not serve it, and its key is not unwrapped.
+        """
         org = self._credential_orgs.get(credential_id)
         if org is not None:
             cached = self._credentials.get((org, credential_id))
             if cached is not None:
                 return cached
         record = self.store.get_lkm_credential(credential_id)
-        if record is None:
+        if record is None or (self.allowed_orgs and record.org not in self.allowed_orgs):
             return None
         self._remember(self._credential_orgs, credential_id, record.org)
         try:
