@@ -9,7 +9,7 @@ the timestamp check refuses the request anyway. Two stores:
 - ``DynamoNonceStore``: several containers (Lambda scales out): one conditional put per
   request in a table with TTL on ``expires_at``. TTL deletes lazily, so an expired item
   left in the table counts as absent in the condition. Any table failure refuses the
-  request (fail closed).
+  request (fail closed: ``UNAVAILABLE``, retryable, when DynamoDB throttles or is down).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kmsbridge.errors import InternalError
+from kmsbridge.aws import client_error_code, error_for
 
 DEFAULT_MAX_NONCES = 100_000
 
@@ -85,13 +85,12 @@ class DynamoNonceStore:
                 ConditionExpression="attribute_not_exists(nonce) OR expires_at < :now",
                 ExpressionAttributeValues={":now": {"N": str(int(now))}},
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and (
+                client_error_code(exc) == "ConditionalCheckFailedException"
+            ):
                 return False
-            code = exc.response.get("Error", {}).get("Code", "")
-            raise InternalError(f"the Hawk nonce table refused the request ({code})") from None
-        except BotoCoreError:
-            raise InternalError("the Hawk nonce table is unreachable") from None
+            raise error_for(exc, "dynamodb", what="the Hawk nonce table") from exc
         return True
 
     def create_table(self) -> None:

@@ -37,7 +37,7 @@ from kmsbridge.errors import AccessRevoked, InvalidRequest
 from kmsbridge.formats import lkm_credential_context, validate_org
 from kmsbridge.integrations.lkm.hawk import Credential, validate_credential_id
 from kmsbridge.keys.kms import KekWrapper
-from kmsbridge.keys.records import KekRecord, LkmCredentialRecord
+from kmsbridge.keys.records import KekRecord, KekState, LkmCredentialRecord
 from kmsbridge.keys.table import KeyStore
 from kmsbridge.lifecycle.rotation import make_kek
 
@@ -165,7 +165,7 @@ class LkmService:
             org=org,
             kms_key_arns=org_record.kms_keys,
             now=now or utcnow(),
-            state="retired",
+            state=KekState.RETIRED,
         )
         record = replace(kek, source=LKM_SOURCE, lkm_keypair_id=str(uuid.uuid4()))
         self.store.put_new_kek(record)
@@ -179,7 +179,7 @@ class LkmService:
         found = [
             Keypair.of(r)
             for r in records
-            if r.source == LKM_SOURCE and r.lkm_keypair_id and r.state != "destroyed"
+            if r.source == LKM_SOURCE and r.lkm_keypair_id and r.state != KekState.DESTROYED
         ]
         for keypair in found:
             self._remember(self._keypairs, (org, keypair.id), keypair)
