@@ -54,8 +54,9 @@ def run(quick: bool = False) -> list[Result]:
     with moto_world() as world:
         headers = make_headers(world.public, 100 if quick else 1000)
         world.decryptor.unwrap(ORG, headers[0])  # KEK now cached; the first header's key too
-        private = world.decryptor.keks.get((ORG, world.kek_id))
-        assert private is not None
+        loaded = world.decryptor.keks.get((ORG, world.kek_id))
+        assert loaded is not None
+        private = loaded.private
         results = [warm_unwrap(world, private, headers[1:], 40 if quick else 300)]
         results.append(repeated_unwrap(world, headers[0], 200 if quick else 5000))
         results.append(cold_local_work(world, private, headers[0], 1 if quick else 3))

@@ -21,6 +21,9 @@ CONTEXT_RECORDING = "kmsbridge:recording"
 CONTEXT_KEK = "kmsbridge:kek"
 CONTEXT_PURPOSE = "kmsbridge:purpose"
 PURPOSE_KEK = "kek"
+# A Hawk key of the LKM endpoint, wrapped under the org's KMS keys (integrations/lkm).
+CONTEXT_LKM_CREDENTIAL = "kmsbridge:lkm-credential"
+PURPOSE_LKM_CREDENTIAL = "lkm-credential"
 RESERVED_CONTEXT_PREFIXES = ("kmsbridge:", "aws-crypto-")
 
 # The recording message: ESDK message format v2, AES_256_GCM_HKDF_SHA512_COMMIT_KEY (0x0478).
@@ -67,6 +70,49 @@ def oaep_padding() -> padding.OAEP:
     return padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
+# Key transport (``Decryptor.key_transport``): RSA decryption of a content key that another
+# system encrypted to a KEK. Each padding has a name; a KEK decrypts only the paddings of
+# what it was registered as (its ``source``): an imported key the ones CMS/PKCS#7 files
+# use, a Genesys Cloud LKM key pair the two of the LKM contract. Generated recording KEKs
+# do no key transport at all (a padding oracle on them would reach every recording).
+PADDING_PKCS1V15 = "rsa-pkcs1v15"
+PADDING_LKM_OAEP = "rsa-oaep-sha1-mgf1-sha1"
+_OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+CMS_PADDINGS = frozenset(
+    {PADDING_PKCS1V15} | {f"rsa-oaep-{h}-mgf1-{m}" for h in _OAEP_HASHES for m in _OAEP_HASHES}
+)
+LKM_PADDINGS = frozenset({PADDING_LKM_OAEP, PADDING_PKCS1V15})
+KEY_TRANSPORT_PADDINGS: dict[str, frozenset[str]] = {"imported": CMS_PADDINGS, "lkm": LKM_PADDINGS}
+
+
+def oaep_padding_name(digest: str, mgf_digest: str) -> str:
+    """The key-transport name of RSA-OAEP with these hashes (``sha1`` ... ``sha512``)."""
+    name = f"rsa-oaep-{digest}-mgf1-{mgf_digest}"
+    if name not in CMS_PADDINGS:
+        raise InvalidRequest("RSA-OAEP with a hash other than SHA-1 or SHA-2 is not supported")
+    return name
+
+
+def key_transport_padding(name: str) -> padding.AsymmetricPadding:
+    """The padding object of a key-transport padding name."""
+    if name == PADDING_PKCS1V15:
+        return padding.PKCS1v15()
+    if name not in CMS_PADDINGS:
+        raise InvalidRequest(f"unknown key-transport padding {name!r}")
+    _, _, digest, _, mgf_digest = name.split("-")
+    return padding.OAEP(
+        mgf=padding.MGF1(_OAEP_HASHES[mgf_digest]()),
+        algorithm=_OAEP_HASHES[digest](),
+        label=None,
+    )
+
+
 _ORG_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _KEK_ID_RE = re.compile(r"[0-9a-f]{64}")
 _RECORDING_ID_MAX = 512
@@ -110,6 +156,15 @@ def kek_id_of(spki_der: bytes) -> str:
 def kek_context(org: str, kek_id: str) -> dict[str, str]:
     """The encryption context of a wrapped KEK private key (and of its KMS calls)."""
     return {CONTEXT_ORG: org, CONTEXT_KEK: kek_id, CONTEXT_PURPOSE: PURPOSE_KEK}
+
+
+def lkm_credential_context(org: str, credential_id: str) -> dict[str, str]:
+    """The encryption context of a wrapped Hawk key of the Genesys Cloud LKM endpoint."""
+    return {
+        CONTEXT_ORG: org,
+        CONTEXT_LKM_CREDENTIAL: credential_id,
+        CONTEXT_PURPOSE: PURPOSE_LKM_CREDENTIAL,
+    }
 
 
 def recording_context(

@@ -8,7 +8,8 @@ handlers and the CLI share: ``KMSBRIDGE_TABLE``, ``KMSBRIDGE_MAX_AGE_SECONDS``,
 sealed to a response key; ``0`` or unset: also bare), the encryptor's pinned CAs
 (``KMSBRIDGE_CA_FILE``, ``KMSBRIDGE_CA_FINGERPRINT``, ``KMSBRIDGE_CUSTOMER_CA_DIR``: one
 ``ORG.pem`` per org with imported keys), ``KMSBRIDGE_CA_KEY_ARN`` (the platform CA's KMS
-key, when given the only one that signs), and boto3's own (``AWS_REGION``,
+key, when given the only one that signs), the LKM endpoint's ``KMSBRIDGE_LKM_*``
+(see ``Settings``), and boto3's own (``AWS_REGION``,
 ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``). A bad value is a ``ConfigurationError`` naming
 the variable. The command line also reads a config file (``Settings.for_cli``): flags win
 over the environment, which wins over the file. ``Services`` builds each piece on first
@@ -41,6 +42,9 @@ from kmsbridge.lifecycle.certification import KekCertifier
 DEFAULT_ROTATION_LEAD_HOURS = 24
 MAX_AGE_LIMIT_SECONDS = 3600
 MAX_ROTATION_LEAD_HOURS = 720
+# The Hawk timestamp window of the LKM endpoint (Hawk's own default), and its upper limit.
+DEFAULT_LKM_SKEW_SECONDS = 60.0
+MAX_LKM_SKEW_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,18 @@ class Settings:
     customer_ca_dir: str | None = None
     ca_key_arn: str | None = None
     aws: AwsSettings = field(default_factory=AwsSettings)
+    # The Genesys Cloud LKM endpoint (integrations/lkm):
+    # KMSBRIDGE_LKM_NONCE_TABLE: DynamoDB table of Hawk nonces shared by every container
+    # (partition key ``nonce`` S, TTL on ``expires_at``); unset = in memory (one process).
+    lkm_nonce_table: str | None = None
+    # KMSBRIDGE_LKM_TIMESTAMP_SKEW_SECONDS: the Hawk timestamp window (1-600, default 60).
+    lkm_skew: float = DEFAULT_LKM_SKEW_SECONDS
+    # KMSBRIDGE_LKM_PUBLIC_HOST: the host clients sign behind a custom domain (port 443).
+    lkm_public_host: str | None = None
+    # KMSBRIDGE_LKM_REGISTER_ORG: opens the unauthenticated POST /auth for this org.
+    lkm_register_org: str | None = None
+    # KMSBRIDGE_LKM_ALLOW_KEYPAIR_CREATE=1: opens POST /keypair (needs kms:GenerateDataKey).
+    lkm_allow_keypair_create: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -76,6 +92,11 @@ class Settings:
             ca_fingerprint=env.get("KMSBRIDGE_CA_FINGERPRINT") or None,
             customer_ca_dir=env.get("KMSBRIDGE_CUSTOMER_CA_DIR") or None,
             ca_key_arn=env.get("KMSBRIDGE_CA_KEY_ARN") or None,
+            lkm_nonce_table=env.get("KMSBRIDGE_LKM_NONCE_TABLE") or None,
+            lkm_skew=_lkm_skew(env.get("KMSBRIDGE_LKM_TIMESTAMP_SKEW_SECONDS")),
+            lkm_public_host=(env.get("KMSBRIDGE_LKM_PUBLIC_HOST") or "").strip().lower() or None,
+            lkm_register_org=_lkm_register_org(env.get("KMSBRIDGE_LKM_REGISTER_ORG")),
+            lkm_allow_keypair_create=_flag(env, "KMSBRIDGE_LKM_ALLOW_KEYPAIR_CREATE"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings  # type: ignore[arg-type]
@@ -262,6 +283,30 @@ def _rotation_lead(raw: str | None) -> timedelta:
             f"KMSBRIDGE_ROTATION_LEAD_HOURS must be 0 to {MAX_ROTATION_LEAD_HOURS} hours"
         )
     return timedelta(hours=hours)
+
+
+def _lkm_skew(raw: str | None) -> float:
+    """``KMSBRIDGE_LKM_TIMESTAMP_SKEW_SECONDS`` (default 60, 1-600)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_LKM_SKEW_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= MAX_LKM_SKEW_SECONDS:
+        raise ConfigurationError(
+            f"KMSBRIDGE_LKM_TIMESTAMP_SKEW_SECONDS must be 1 to {MAX_LKM_SKEW_SECONDS:.0f} seconds"
+        )
+    return value
+
+
+def _lkm_register_org(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return validate_org(raw.strip())
+    except InvalidRequest:
+        raise ConfigurationError("KMSBRIDGE_LKM_REGISTER_ORG is not a valid org id") from None
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

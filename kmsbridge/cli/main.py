@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "access",
     "legacy",
     "export",
+    "lkm",
     "lambda_cmd",
     "dev",
     "completion",

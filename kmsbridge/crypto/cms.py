@@ -25,14 +25,13 @@ from typing import IO, BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import padding as symmetric_padding
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, algorithms, modes
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from kmsbridge.errors import IntegrityError, InvalidRequest
+from kmsbridge.formats import PADDING_PKCS1V15, oaep_padding_name
 
 MAX_ENVELOPE_HEADER_BYTES = 1024 * 1024
 MAX_RECIPIENTS = 64
@@ -76,11 +75,11 @@ _KNOWN_UNREAD = {
     "2.16.840.1.101.3.4.1.6": "aes-128-gcm",
     "2.16.840.1.101.3.4.1.46": "aes-256-gcm",
 }
-_OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "1.3.14.3.2.26": hashes.SHA1,  # the RFC 8017 default when the parameters are absent
-    "2.16.840.1.101.3.4.2.1": hashes.SHA256,
-    "2.16.840.1.101.3.4.2.2": hashes.SHA384,
-    "2.16.840.1.101.3.4.2.3": hashes.SHA512,
+_OAEP_HASHES: dict[str, str] = {
+    "1.3.14.3.2.26": "sha1",  # the RFC 8017 default when the parameters are absent
+    "2.16.840.1.101.3.4.2.1": "sha256",
+    "2.16.840.1.101.3.4.2.2": "sha384",
+    "2.16.840.1.101.3.4.2.3": "sha512",
 }
 
 _SEQUENCE, _SET, _OID, _INTEGER, _OCTETS, _NULL = 0x30, 0x31, 0x06, 0x02, 0x04, 0x05
@@ -94,7 +93,7 @@ class KeyTransRecipient:
     issuer_der: bytes | None  # issuerAndSerialNumber
     serial: int | None
     subject_key_id: bytes | None  # or subjectKeyIdentifier
-    padding: AsymmetricPadding = field(repr=False)
+    padding: str  # a key-transport padding name (formats.CMS_PADDINGS)
     encrypted_key: bytes = field(repr=False)
 
 
@@ -289,16 +288,15 @@ def _expect_raw(child: tuple[int, bytes, bytes], tag: int) -> bytes:
     return child[2]
 
 
-def _key_transport_padding(algorithm: tuple[int, bytes, bytes]) -> AsymmetricPadding:
+def _key_transport_padding(algorithm: tuple[int, bytes, bytes]) -> str:
     parts = _children(_expect_raw(algorithm, _SEQUENCE))
     oid = _oid(_expect(parts[0], _OID))
     if oid == OID_RSA_ENCRYPTION:
-        return padding.PKCS1v15()
+        return PADDING_PKCS1V15
     if oid != OID_RSAES_OAEP:
         raise InvalidRequest("the PKCS#7 key transport is not RSA (PKCS#1 v1.5 or OAEP)")
     # SHA-1 is RFC 8017's default for OAEP in legacy files; OAEP-SHA1 remains sound there.
-    digest: hashes.HashAlgorithm = hashes.SHA1()  # noqa: S303
-    mgf_digest: hashes.HashAlgorithm = hashes.SHA1()  # noqa: S303
+    digest = mgf_digest = "sha1"
     params = _children(parts[1][2]) if len(parts) > 1 and parts[1][0] == _SEQUENCE else []
     # RSAES-OAEP-params (RFC 8017 A.2.1): [0] hash, [1] MGF1 with its hash, [2] label.
     for tag, explicit, _ in params:
@@ -311,14 +309,14 @@ def _key_transport_padding(algorithm: tuple[int, bytes, bytes]) -> AsymmetricPad
             mgf_digest = _oaep_hash(mgf[1][2])
         elif tag == _CONTEXT_2:
             raise InvalidRequest("PKCS#7 OAEP with a label is not supported")
-    return padding.OAEP(mgf=padding.MGF1(mgf_digest), algorithm=digest, label=None)
+    return oaep_padding_name(digest, mgf_digest)
 
 
-def _oaep_hash(algorithm_tlv: bytes) -> hashes.HashAlgorithm:
+def _oaep_hash(algorithm_tlv: bytes) -> str:
     oid = _oid(_expect(_children(algorithm_tlv)[0], _OID))
     if oid not in _OAEP_HASHES:
         raise InvalidRequest("the PKCS#7 OAEP hash is not SHA-1 or SHA-2")
-    return _OAEP_HASHES[oid]()
+    return _OAEP_HASHES[oid]
 
 
 def _content_cipher(algorithm: bytes) -> tuple[ContentCipher, bytes]:

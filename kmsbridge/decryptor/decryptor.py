@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 
 from kmsbridge.audit import audit
 from kmsbridge.crypto.kek import KekPublicKey, load_unwrapped_private_key, unwrap_dek
@@ -36,7 +35,13 @@ from kmsbridge.errors import (
     KmsBridgeError,
     NotFound,
 )
-from kmsbridge.formats import MAX_HEADER_BYTES, validate_kek_id, validate_org
+from kmsbridge.formats import (
+    KEY_TRANSPORT_PADDINGS,
+    MAX_HEADER_BYTES,
+    key_transport_padding,
+    validate_kek_id,
+    validate_org,
+)
 from kmsbridge.keys.kms import KekWrapper
 from kmsbridge.keys.records import KekRecord, OrgRecord
 from kmsbridge.keys.table import KeyStore
@@ -59,6 +64,14 @@ class UnwrappedKey:
     data_key: bytes = field(repr=False)
     cache: str
     sealed_data_key: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class LoadedKek:
+    """An unwrapped KEK private key and what its item says it was made for."""
+
+    private: rsa.RSAPrivateKey = field(repr=False)
+    source: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,7 @@ class Decryptor:
     ) -> None:
         self.store = store
         self.kms = kms
-        self.keks: TtlCache[rsa.RSAPrivateKey] = TtlCache(max_age, max_keks, now)
+        self.keks: TtlCache[LoadedKek] = TtlCache(max_age, max_keks, now)
         self.data_keys: TtlCache[UnwrappedKey] = TtlCache(max_age, max_data_keys, now)
         # Called with the org after an access refusal evicted it (the Lambda deletes the
         # org's playback copies). A listener's failure never hides the refusal.
@@ -132,26 +145,42 @@ class Decryptor:
         org: str,
         kek_id: str,
         encrypted_key: bytes,
-        padding: AsymmetricPadding,
+        padding: str,
         *,
         op: str = "legacy-decrypt",
         recording: str | None = None,
         request_id: str | None = None,
+        **audit_fields: str | None,
     ) -> bytes:
-        """RSA-decrypt a CMS key-transport key (PKCS#7 recordings) with an imported KEK.
+        """RSA-decrypt a content key that another system encrypted to an imported or LKM KEK.
 
-        The KEK comes through the same cache, KMS unwrap and revocation eviction as
-        ``unwrap``, and only the decrypted content key leaves, never the KEK. Any RSA
-        failure is one IntegrityError (no padding oracle in the message).
+        ``padding`` is a key-transport padding name (formats.py); the KEK decrypts only the
+        paddings of what it was registered as (its source: ``imported`` for PKCS#7 files,
+        ``lkm`` for Genesys Cloud), never a generated recording KEK. The KEK comes through
+        the same cache, KMS unwrap and revocation eviction as ``unwrap``, and only the
+        content key leaves. Every RSA failure is the same IntegrityError with the same
+        message, so the answer is no padding oracle (OpenSSL 3.2+ adds implicit rejection
+        for PKCS#1 v1.5 underneath).
         """
         started = time.perf_counter()
-        fields: dict[str, str | None] = {"org": org, "kek": kek_id, "recording": recording}
+        fields: dict[str, str | None] = {
+            "org": org,
+            "kek": kek_id,
+            "recording": recording,
+            "padding": padding,
+            **audit_fields,
+        }
         try:
             validate_kek_id(kek_id)
-            private, fields["cache"] = self._kek(validate_org(org), kek_id)
+            rsa_padding = key_transport_padding(padding)
+            kek, fields["cache"] = self._kek(validate_org(org), kek_id)
+            if padding not in KEY_TRANSPORT_PADDINGS.get(kek.source, frozenset()):
+                raise InvalidRequest(
+                    f"KEK {kek_id[:12]}… ({kek.source}) is not registered for {padding}"
+                )
             try:
-                key = private.decrypt(encrypted_key, padding)
-            except ValueError:
+                key = kek.private.decrypt(encrypted_key, rsa_padding)
+            except Exception:  # any failure: one answer (no oracle on the reason)
                 raise IntegrityError("the content key does not decrypt under its KEK") from None
         except KmsBridgeError as exc:
             _audit(op, fields, exc.code, started, request_id)
@@ -206,9 +235,11 @@ class Decryptor:
         if cached is not None:
             fields["cache"] = "dek-hit"
             return replace(cached, cache="dek-hit")
-        private, how, kek_expires = self._kek_entry(org, kek_id)
+        kek, how, kek_expires = self._kek_entry(org, kek_id)
         fields["cache"] = how
-        dek = unwrap_dek(private, encrypted_dek)
+        if kek.source == "lkm":  # Genesys Cloud's key pairs never wrap kmsbridge recordings
+            raise IntegrityError("the recording names a KEK that does not wrap recordings")
+        dek = unwrap_dek(kek.private, encrypted_dek)
         verify_header(header, dek)
         result = UnwrappedKey(org, kek_id, recording_id, header.message_id_hex, dek, how)
         # A data key is as old as KMS's last agreement to unwrap its KEK, not as its own
@@ -216,12 +247,12 @@ class Decryptor:
         self.data_keys.put((org, raw), result, expires=kek_expires, generation=generation)
         return result
 
-    def _kek(self, org: str, kek_id: str) -> tuple[rsa.RSAPrivateKey, str]:
-        private, how, _ = self._kek_entry(org, kek_id)
-        return private, how
+    def _kek(self, org: str, kek_id: str) -> tuple[LoadedKek, str]:
+        kek, how, _ = self._kek_entry(org, kek_id)
+        return kek, how
 
-    def _kek_entry(self, org: str, kek_id: str) -> tuple[rsa.RSAPrivateKey, str, float]:
-        """The KEK private key, how it was found, and when KMS's agreement to it lapses."""
+    def _kek_entry(self, org: str, kek_id: str) -> tuple[LoadedKek, str, float]:
+        """The KEK, how it was found, and when KMS's agreement to it lapses."""
         try:
             return self.keks.get_or_load_entry(
                 (org, kek_id), lambda: self._load_kek(*self.store.get_kek_with_org(org, kek_id))
@@ -230,7 +261,7 @@ class Decryptor:
             self._access_refused(org)
             raise
 
-    def _load_kek(self, org: OrgRecord, record: KekRecord) -> rsa.RSAPrivateKey:
+    def _load_kek(self, org: OrgRecord, record: KekRecord) -> LoadedKek:
         if record.state == "destroyed" or record.wrapped_private_key is None:
             raise NotFound(
                 f"KEK {record.kek_id} was destroyed on purpose (crypto-shredded) "
@@ -246,7 +277,7 @@ class Decryptor:
             kms_key_arns=record.kms_keys,
             registered=org.unwrap_kms_keys,  # a KEK item naming another key gets nothing
         )
-        return load_unwrapped_private_key(pkcs8, public)
+        return LoadedKek(load_unwrapped_private_key(pkcs8, public), record.source)
 
 
 def _parse_exact_header(org: str, raw: bytes) -> MessageHeader:
@@ -266,13 +297,8 @@ def _audit(
 ) -> None:
     audit(
         op=op,
-        org=fields.get("org"),
-        kek=fields.get("kek"),
-        recording=fields.get("recording"),
-        message_id=fields.get("message_id"),
-        cache=fields.get("cache"),
         outcome=outcome,
         duration_ms=(time.perf_counter() - started) * 1000,
         request_id=request_id,
-        sealed=fields.get("sealed"),
+        **{"org": None, **fields},
     )

@@ -37,6 +37,7 @@ from kmsbridge.export.signing import (
     signer_fingerprint,
     verify_manifest,
 )
+from kmsbridge.formats import key_transport_padding
 
 _CHUNK = 1024 * 1024
 
@@ -203,7 +204,8 @@ def _cms_decryptor(key: bytes) -> Any:
         envelope = cms.read_envelope(source)  # type: ignore[arg-type]
         for recipient in envelope.recipients:
             try:
-                content_key = private.decrypt(recipient.encrypted_key, recipient.padding)
+                rsa_padding = key_transport_padding(recipient.padding)
+                content_key = private.decrypt(recipient.encrypted_key, rsa_padding)
             except ValueError:
                 continue
             cms.decrypt_content(source, envelope, content_key, sink)  # type: ignore[arg-type]

@@ -133,18 +133,9 @@ class KekWrapper:
     ) -> bytes:
         """An ESDK message of the PKCS#8 key under every listed ARN (one per MRK), each of
         which must be one of the org's ``registered`` ARNs."""
-        arns = distinct_keys(kms_key_arns)
-        check_registered(org, arns, registered)
-        provider = self._provider(tuple(arns))
-        blob, _ = self._call(
-            lambda: self._esdk.encrypt(
-                source=pkcs8_der,
-                key_provider=provider,
-                encryption_context=kek_context(org, kek_id),
-                algorithm=KEK_WRAP_SUITE,
-            )
+        return self.wrap_secret(
+            pkcs8_der, kek_context(org, kek_id), kms_key_arns, org=org, registered=registered
         )
-        return bytes(blob)
 
     def unwrap(
         self,
@@ -157,8 +148,47 @@ class KekWrapper:
     ) -> bytes:
         """The PKCS#8 key of a wrapped KEK, trying each ARN (local region first); every ARN
         must be one of the org's ``registered`` ARNs."""
+        return self.unwrap_secret(
+            blob, kek_context(org, kek_id), kms_key_arns, org=org, registered=registered
+        )
+
+    def wrap_secret(
+        self,
+        secret: bytes,
+        context: dict[str, str],
+        kms_key_arns: Sequence[str],
+        *,
+        org: str,
+        registered: Sequence[str],
+    ) -> bytes:
+        """A secret of the org (a KEK, an LKM Hawk key) under its KMS keys, with its context;
+        every ARN must be one of the org's ``registered`` ARNs (checked before any KMS call)."""
+        arns = distinct_keys(kms_key_arns)
+        check_registered(org, arns, registered)
+        provider = self._provider(tuple(arns))
+        blob, _ = self._call(
+            lambda: self._esdk.encrypt(
+                source=secret,
+                key_provider=provider,
+                encryption_context=context,
+                algorithm=KEK_WRAP_SUITE,
+            )
+        )
+        return bytes(blob)
+
+    def unwrap_secret(
+        self,
+        blob: bytes,
+        context: dict[str, str],
+        kms_key_arns: Sequence[str],
+        *,
+        org: str,
+        registered: Sequence[str],
+    ) -> bytes:
+        """The secret, if KMS agrees and the blob's context is exactly ``context``; every ARN
+        tried must be one of the org's ``registered`` ARNs (checked before any KMS call)."""
         if not kms_key_arns:
-            raise IntegrityError("the KEK lists no KMS key")
+            raise IntegrityError("the wrapped key lists no KMS key")
         check_registered(org, kms_key_arns, registered)
         errors: list[KmsBridgeError] = []
         for arn in self._local_first(kms_key_arns):
@@ -170,7 +200,7 @@ class KekWrapper:
             except (AccessRevoked, NotFound, KmsUnavailable, InternalError, NotWrappedUnder) as exc:
                 errors.append(exc)
                 continue
-            check_kek_context(dict(header.encryption_context), org, kek_id)
+            check_context(dict(header.encryption_context), context)
             return bytes(plaintext)
         raise most_actionable(errors)
 
@@ -286,13 +316,13 @@ def _provider_class(
     return Provider
 
 
-def check_kek_context(context: dict[str, str], org: str, kek_id: str) -> None:
-    """The unwrapped blob must say exactly: this org, this KEK, purpose kek."""
+def check_context(context: dict[str, str], expected: dict[str, str]) -> None:
+    """The unwrapped blob must say exactly what was expected: org, key id, purpose."""
     context.pop(_ESDK_PUBLIC_KEY_CONTEXT, None)
-    if context.get(CONTEXT_ORG) != org:
-        raise WrongOrg("the wrapped KEK belongs to another org")
-    if context != kek_context(org, kek_id):
-        raise IntegrityError("the wrapped KEK's encryption context is not the expected one")
+    if context.get(CONTEXT_ORG) != expected[CONTEXT_ORG]:
+        raise WrongOrg("the wrapped key belongs to another org")
+    if context != expected:
+        raise IntegrityError("the wrapped key's encryption context is not the expected one")
 
 
 def most_actionable(errors: Sequence[KmsBridgeError]) -> KmsBridgeError:

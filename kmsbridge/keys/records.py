@@ -89,4 +89,17 @@ class KekRecord:
     certificate_chain: tuple[bytes, ...] = field(default=(), repr=False)
     destroyed_at: str | None = None
     destroyed_by: str | None = None
+    lkm_keypair_id: str | None = None  # source "lkm": the key pair id Genesys Cloud knows
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class LkmCredentialRecord:
+    """A Hawk credential of the LKM endpoint: its key wrapped under the org's KMS keys."""
+
+    credential_id: str
+    org: str
+    wrapped_key: bytes = field(repr=False)
+    kms_keys: tuple[str, ...]
+    created_at: str
     version: int = 1

@@ -23,12 +23,22 @@ from kmsbridge.errors import (
     KmsBridgeError,
     NotFound,
 )
-from kmsbridge.keys.records import STATES, ExportRecipient, KekRecord, KekState, OrgRecord
+from kmsbridge.keys.records import (
+    STATES,
+    ExportRecipient,
+    KekRecord,
+    KekState,
+    LkmCredentialRecord,
+    OrgRecord,
+)
 
 DEFAULT_TABLE = "kmsbridge-keks"
 ORG_SORT_KEY = "#org"
 LAST_ACCESS_CHECK = "last_access_check"
 LAST_ACCESS_ERROR = "last_access_error"
+# The Hawk credentials of the Genesys Cloud LKM endpoint share one partition (no org id
+# contains '#'), so an id is unique across orgs and found without knowing its org.
+LKM_CREDENTIALS = "#lkm-credential"
 
 
 class KeyStore:
@@ -265,6 +275,33 @@ class KeyStore:
             if name in item
         }
 
+    def put_new_lkm_credential(self, record: LkmCredentialRecord) -> None:
+        """Add a Hawk credential; an id already taken (by any org) is refused."""
+        item = {
+            **_key(LKM_CREDENTIALS, record.credential_id),
+            "credential_org": {"S": record.org},
+            "wrapped_key": {"B": record.wrapped_key},
+            "kms_keys": {"L": [{"S": a} for a in record.kms_keys]},
+            "created_at": {"S": record.created_at},
+            "version": {"N": str(record.version)},
+        }
+        taken = f"the LKM credential id {record.credential_id!r} is taken"
+        with _aws_errors(self.table, conflict=taken):
+            self.client.put_item(**self._put_new(item))
+
+    def get_lkm_credential(self, credential_id: str) -> LkmCredentialRecord | None:
+        item = self._get(LKM_CREDENTIALS, credential_id)
+        if item is None:
+            return None
+        return LkmCredentialRecord(
+            credential_id=item["kek"]["S"],
+            org=item["credential_org"]["S"],
+            wrapped_key=bytes(item["wrapped_key"]["B"]),
+            kms_keys=tuple(a["S"] for a in item["kms_keys"]["L"]),
+            created_at=item["created_at"]["S"],
+            version=int(item["version"]["N"]),
+        )
+
     def delete_org_items(self, org: str) -> None:
         """Remove every item of an org (used only by explicit restore tests and wipes)."""
         with _aws_errors(self.table):
@@ -442,7 +479,13 @@ def _recipient_from_item(fields: dict[str, Any]) -> ExportRecipient:
     )
 
 
-_OPTIONAL_STRINGS = ("activated_at", "retired_at", "destroyed_at", "destroyed_by")
+_OPTIONAL_STRINGS = (
+    "activated_at",
+    "retired_at",
+    "destroyed_at",
+    "destroyed_by",
+    "lkm_keypair_id",
+)
 
 
 def kek_to_item(record: KekRecord) -> dict[str, Any]:

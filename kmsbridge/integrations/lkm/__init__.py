@@ -1,0 +1,1 @@
+"""kmsbridge as a Genesys Cloud Local Key Manager: Hawk, the LKM contract, its front doors."""
