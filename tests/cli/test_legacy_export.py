@@ -18,8 +18,17 @@ from tests.legacy_pki import make_identity, rsa_key, smime_decrypt, smime_encryp
 pytestmark = pytest.mark.server
 
 
+def register(world: World, cert: Path) -> None:
+    """Export goes only to a recipient registered for the org (issue 15)."""
+    added = kmsbridge(
+        "export", "recipients", "add", world.org, "--cert", cert, table=world.store.table
+    )
+    assert added.code == 0, added.err
+
+
 def test_bug3_no_recordings_or_options_after_o(server_world: World, tmp_path: Path) -> None:
     cert, _ = make_identity("customer", rsa_key(30)).write(tmp_path, "customer")
+    register(server_world, cert)
     out = tmp_path / "a.zip"
     for argv in (
         ["export", server_world.org, "--to-cert", cert, "-o", out],
@@ -78,6 +87,7 @@ def test_bug4_3des_der_folders_and_paths(
     assert resumed.json()["skipped"] == 2
 
     customer, customer_key = make_identity("customer", rsa_key(32)).write(tmp_path, "customer")
+    register(server_world, customer)
     monkeypatch.chdir(tmp_path / "p7m")  # recordings named by relative paths
     exported = kmsbridge("--output", "json", "export", server_world.org, "--to-cert", customer,
                          "-o", tmp_path / "e.zip", "2019/a/x.wav.p7m", "2019/b/x.wav.p7m",
@@ -98,6 +108,7 @@ def test_export_job_rails(server_world: World, tmp_path: Path) -> None:
     for key, plain in data.items():
         s3.put_object(Bucket=bucket, Key=key, Body=server_world.encrypt(plain, key))
     cert, cert_key = make_identity("customer", rsa_key(33)).write(tmp_path, "customer")
+    register(server_world, cert)
     start = ["export", "start", server_world.org, "--source-bucket", bucket, "--source-prefix",
              "in/", "--dest-bucket", bucket, "--queue-url", queue, "--to-cert", cert,
              "--batch-size", "2"]  # fmt: skip
