@@ -19,6 +19,12 @@ from tests.legacy_pki import make_identity, rsa_key, smime_encrypt
 pytestmark = pytest.mark.server
 
 
+def register(org: str, cert: Path, table: str) -> None:
+    """Export goes only to a recipient registered for the org (issue 15)."""
+    added = piped("export", "recipients", "add", org, "--cert", cert, table=table)
+    assert added.returncode == 0, added.stderr
+
+
 def on_a_tty(*argv: str | Path, table: str, timeout: float = 120) -> tuple[int, bytes, bytes]:
     """Run kmsbridge with stderr on a pty: exit status, stdout, what the terminal showed."""
     leader, follower = pty.openpty()
@@ -56,6 +62,7 @@ def piped(*argv: str | Path, table: str) -> subprocess.CompletedProcess[bytes]:
 
 def test_export_archive_bar(server_world: World, tmp_path: Path) -> None:
     cert, _ = make_identity("customer", rsa_key(40)).write(tmp_path, "customer")
+    register(server_world.org, cert, server_world.store.table)
     files = []
     for n in range(3):
         files.append(tmp_path / f"c{n}.enc")
@@ -92,6 +99,7 @@ def test_s3_listing_bar(cli_org: CliOrg, tmp_path: Path) -> None:
     for n in range(3):
         s3.put_object(Bucket=bucket, Key=f"in/{n}.enc", Body=b"x")
     cert, _ = make_identity("customer", rsa_key(42)).write(tmp_path, "customer")
+    register(cli_org.name, cert, cli_org.table)
     argv = ["export", "start", "acme", "--source-bucket", bucket, "--source-prefix", "in/",
             "--dest-bucket", bucket, "--queue-url", "http://unused", "--to-cert", cert,
             "--dry-run"]  # fmt: skip
