@@ -182,7 +182,7 @@ def test_backups_carry_the_certificates_and_the_platform_ca(world: World) -> Non
     certified = [i for i in backup["items"] if "certificate" in i]
     assert len(certified) == 2  # both KEKs, the retired one too
     world.store.delete_org_items(world.org)
-    import_backup(world.store, backup)
+    import_backup(world.store, world.wrapper, backup, kms_key_arns=[world.key_arn])
     public = public_key_for_encryption(
         world.store, world.org, trust=world.trust, now=FIXED_NOW + DAY
     )
@@ -218,5 +218,10 @@ def test_a_backup_with_forged_certificates_is_refused_and_nothing_written(
         body["platform_ca"] = base64.b64encode(forged_ca.public_bytes(Encoding.DER)).decode()
     world.store.delete_org_items(world.org)
     with pytest.raises(IntegrityError, match="certificate in the backup does not check out"):
-        import_backup(world.store, body | {"checksum": checksum(body)})
+        import_backup(
+            world.store,
+            world.wrapper,
+            body | {"checksum": checksum(body)},
+            kms_key_arns=[world.key_arn],
+        )
     assert world.store.list_keks(world.org) == []

@@ -83,11 +83,11 @@ def test_rotation_issues_a_new_certificate_and_a_new_bundle(world: World) -> Non
 
 
 def test_rewrap_keeps_the_certificate(world: World) -> None:
-    from kmsbridge.lifecycle.rewrap import rewrap_org
+    from kmsbridge.lifecycle.rewrap import change_org_kms_keys
 
     before = world.store.get_kek(world.org, world.kek_id).certificate
     new_key = world.kms_client.create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
-    rewrap_org(world.store, world.wrapper, world.org, [new_key])
+    change_org_kms_keys(world.store, world.wrapper, world.org, [new_key], set_by="test")
     assert world.store.get_kek(world.org, world.kek_id).certificate == before
     public = public_key_for_encryption(world.store, world.org, trust=world.trust, now=FIXED_NOW)
     assert public.kek_id == world.kek_id
