@@ -276,7 +276,7 @@ def test_an_expired_bundle_is_refused_at_the_cli(
     files = [str(tmp_path / "in.wav"), str(tmp_path / "out.enc")]
     assert main([*online, *files]) == exit_codes.USAGE
     assert main([*online, "--rotate-if-expired", *files]) == 0
-    assert main(["keys", "public", "acme", "-o", str(tmp_path / "acme.pem")]) == 0
+    assert main(["keys", "public", "acme", "-o", str(tmp_path / "acme.pem"), "--force"]) == 0
     assert (
         main([*online, "--public-keys", str(tmp_path / "acme.pem"), files[0], files[1] + "2"]) == 0
     )
