@@ -128,7 +128,9 @@ def _days(span: timedelta) -> int:
 
 def _ordered(records: list[KekRecord]) -> list[KekRecord]:
     """Newest first: the active KEK, then retired ones, as an operator reads them."""
-    return sorted(records, key=lambda r: r.created_at, reverse=True)
+    # The order of `access check` (lifecycle.windows.kek_periods, newest first): ties in the
+    # second-granular timestamps break on the KEK id, the same way in both commands.
+    return sorted(records, key=lambda r: (r.activated_at or r.created_at, r.kek_id), reverse=True)
 
 
 MIN_KEK_PREFIX = 8
